@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Throughput, latency and restart time of the pipeline, with the raw consume limit as the
+yardstick, measured in one run on the local broker. Numbers, not pass/fail.
+
+    .venv/bin/python benchmarks/throughput.py [--events 200000] [--restart-dossiers 1000000]
+
+1. raw limit: a bare aiokafka consumer + orjson decode of the same events;
+2. pipeline: one `emc worker` from its first handled event until every event is handled and
+   the Redis snapshots equal the batch computation; the ratio of the two;
+3. latency: p50/p99 from produce to Redis at a fixed background rate;
+4. restart: with N dossiers in state, time from SIGKILL + restart until a new event is in Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streams.domain.registry import Registry  # noqa: E402
+from streams.local_demo import worker_environment  # noqa: E402
+from streams.local_stack import free_port, start_redis, start_tansu, wait_for_port  # noqa: E402
+from streams.producer import EventProducer  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from streams.simulator import SimulationConfig, simulate  # noqa: E402
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def progress(label: str, done: int, total: int, started: float) -> None:
+    rate = done / max(time.monotonic() - started, 1e-9)
+    print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+
+def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str) -> Settings:
+    return load_settings({
+        "broker": f"kafka://127.0.0.1:{broker_port}", "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        "metrics_port": free_port(), "data_dir": str(workdir / f"data-{run}"), "partitions": 4,
+        "input_topic": f"bench.in.{run}", "dead_letter_topic": f"bench.dlq.{run}", "batch_topic": f"bench.batch.{run}",
+        "app_id": f"bench-{run}", "redis_prefix": f"bench:{run}:", "snapshot_interval_s": 0.25,
+    }, environ={})
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=worker_environment(settings),
+                               stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    wait_for_port(settings.metrics_port, 60, process, "emc worker")
+    return process
+
+
+def events_handled(settings: Settings) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "emc_events_total")
+
+
+def publish(settings: Settings, messages: list) -> None:
+    started = time.monotonic()
+    with EventProducer(settings) as producer:
+        producer.send_messages(messages, progress=lambda n: progress("published", n, len(messages), started))
+    print(file=sys.stderr)
+
+
+async def raw_consume(settings: Settings, total: int) -> float:
+    consumer = AIOKafkaConsumer(settings.input_topic, bootstrap_servers=settings.bootstrap_servers,
+                                auto_offset_reset="earliest", group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
+            for messages in batch.values():
+                if started is None:
+                    started = time.monotonic()
+                for message in messages:
+                    orjson.loads(message.value)
+                seen += len(messages)
+    finally:
+        await consumer.stop()
+    return total / (time.monotonic() - (started or time.monotonic()))
+
+
+def measure_throughput(settings: Settings, workdir: Path, n_events: int) -> None:
+    now = datetime.now(timezone.utc)
+    codes = [a.code for a in Registry.load().valid_on(now.date())]
+    say(f"generating ~{n_events:,} events ...")
+    config = SimulationConfig(agencies=codes, dossiers=n_events // 6, seed=3, start=now - timedelta(days=60), end=now,
+                              bad_share=0.0, heartbeat_every=timedelta(days=1))
+    messages = [(m.key, m.value) for m in simulate(config)]
+    publish(settings, messages)
+    raw = asyncio.run(raw_consume(settings, len(messages)))
+    say(f"raw limit (aiokafka + orjson decode): {raw:,.0f} events/s over {len(messages):,} events")
+
+    worker = start_worker(settings, workdir / "worker-throughput.log")
+    try:
+        first = None
+        while events_handled(settings) == 0:
+            time.sleep(0.01)
+        first = time.monotonic()
+        while (handled := events_handled(settings)) < len(messages):
+            progress("handled", int(handled), len(messages), first)
+            time.sleep(0.25)
+        print(file=sys.stderr)
+        handled_at = time.monotonic()
+        client = redis.Redis.from_url(settings.redis_url)
+        # Final Redis state: the snapshot timer has drained once after the last event.
+        time.sleep(settings.snapshot_interval_s * 2)
+        done = handled_at + settings.snapshot_interval_s * 2
+        rate = len(messages) / (done - first)
+        keys = sum(1 for _ in client.scan_iter(f"{settings.redis_prefix}agency:*", count=1000))
+        say(f"pipeline (emc worker, to final Redis state): {rate:,.0f} events/s ({keys:,} agency-period keys)")
+        say(f"ratio pipeline / raw: {rate / raw:.3f}")
+        latency(settings)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def latency(settings: Settings, rate_per_s: int = 500, seconds: int = 20) -> None:
+    """Background traffic at a fixed rate; every 10th event is a probe on a unique day."""
+    codes = [a.code for a in Registry.load().valid_on(datetime.now(timezone.utc).date())]
+    client = redis.Redis.from_url(settings.redis_url)
+    probes: list[tuple[str, float]] = []
+    base = datetime(2001, 1, 1, 5, tzinfo=timezone.utc)
+    with EventProducer(settings) as producer:
+        started = time.monotonic()
+        for i in range(rate_per_s * seconds):
+            agency = codes[i % len(codes)]
+            at = base + timedelta(days=i // 10) if i % 10 == 0 else datetime.now(timezone.utc)
+            event = {"schema": "emc.dossier-event.v1", "event_id": f"lat-{i}", "agency_code": agency,
+                     "dossier_id": f"lat-{i}", "type": "received", "channel": "online", "procedure_code": "1",
+                     "occurred_at": at.isoformat().replace("+00:00", "Z")}
+            producer.send(agency.encode(), orjson.dumps(event))
+            if i % 10 == 0:
+                producer.flush()
+                probes.append((f"{settings.redis_prefix}agency:{agency}:{at.astimezone(timezone(timedelta(hours=7))).date()}", time.monotonic()))
+            time.sleep(max(0.0, started + (i + 1) / rate_per_s - time.monotonic()))
+    latencies = []
+    pending = dict(probes)
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        for key, sent in list(pending.items()):
+            if client.exists(key):
+                latencies.append(time.monotonic() - sent)
+                del pending[key]
+        time.sleep(0.01)
+    latencies.sort()
+    if latencies:
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        say(f"latency produce -> Redis at {rate_per_s} ev/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+            f"({len(latencies)} probes, {len(pending)} late; upper bound: probes are polled, not pushed)")
+
+
+def measure_restart(settings: Settings, workdir: Path, dossiers: int) -> None:
+    codes = [a.code for a in Registry.load().valid_on(datetime.now(timezone.utc).date())]
+    say(f"restart: loading {dossiers:,} dossiers into state ...")
+    at = "2025-03-03T03:00:00Z"
+    messages = []
+    for i in range(dossiers):
+        agency = codes[i % len(codes)]
+        messages.append((agency.encode(), orjson.dumps({
+            "schema": "emc.dossier-event.v1", "event_id": f"r{i}", "agency_code": agency, "dossier_id": f"r{i}",
+            "type": "received", "channel": "online", "procedure_code": "1", "occurred_at": at})))
+    publish(settings, messages)
+    worker = start_worker(settings, workdir / "worker-restart.log")
+    started = time.monotonic()
+    while (handled := events_handled(settings)) < dossiers:
+        progress("loaded", int(handled), dossiers, started)
+        time.sleep(1)
+    print(file=sys.stderr)
+    time.sleep(3)  # let the changelog and RocksDB settle and offsets commit
+    size = sum(f.stat().st_size for f in Path(settings.data_dir).rglob("*") if f.is_file())
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed = time.monotonic()
+    worker = start_worker(settings, workdir / "worker-restart.log")
+    probe = {"schema": "emc.dossier-event.v1", "event_id": "probe", "agency_code": codes[0], "dossier_id": "probe",
+             "type": "received", "channel": "online", "procedure_code": "1", "occurred_at": "2001-02-03T03:00:00Z"}
+    with EventProducer(settings) as producer:
+        producer.send(codes[0].encode(), orjson.dumps(probe))
+    client = redis.Redis.from_url(settings.redis_url)
+    while not client.exists(f"{settings.redis_prefix}agency:{codes[0]}:2001-02-03"):
+        time.sleep(0.05)
+    say(f"restart with {dossiers:,} dossiers in state ({size / 2**20:,.0f} MiB on disk): "
+        f"{time.monotonic() - killed:.1f} s from SIGKILL to a new event in Redis")
+    worker.terminate()
+    worker.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--restart-dossiers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="emc-bench-") as tmp:
+        workdir = Path(tmp)
+        broker, redis_server = start_tansu(workdir / "tansu"), start_redis(workdir / "redis")
+        try:
+            say(f"machine: {os.cpu_count()} cores; broker tansu :{broker.port}; redis :{redis_server.port}")
+            measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp"), workdir, args.events)
+            if args.restart_dossiers:
+                measure_restart(settings_for(broker.port, redis_server.port, workdir, "rs"), workdir, args.restart_dossiers)
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            say(f"peak RSS of a worker: {peak:,.0f} MiB")
+        finally:
+            redis_server.stop()
+            broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The composition root of a worker: the Faust app, its tables and agent, and the adapters.
+
+Nothing connects at import time; `build_worker(settings)` wires the parts and
+`run_worker(settings)` runs them until stopped.
+
+Shape of one worker:
+
+    input topic --(IngestStage: validate, dead-letter, batch by agency)--> batch topic
+    batch topic --(Faust agent, one batch per message)--> StateApplier on 4 RocksDB tables
+    timer --> Redis snapshots (SnapshotPublisher) + the metrics view (EmcCollector)
+
+Table store: RocksDB (`rocksdb://`, driver rocksdict). Every dossier ever seen is kept
+because a correction may arrive years later; 10 million dossiers of ~1 KiB do not fit the
+memory store's full-changelog replay at start, while RocksDB keeps them on disk, restarts
+from its persisted changelog offsets, and reads only the rows a batch touches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faust
+from prometheus_client import CollectorRegistry, start_http_server
+
+from streams.codec import decode_batch
+from streams.domain.periods import WINDOWS, current_periods, today_local
+from streams.domain.registry import Registry
+from streams.domain.snapshot import agency_status
+from streams.ingest import DeadLetter, IngestStage, state_partition_for
+from streams.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
+from streams.redis_snapshots import SnapshotPublisher, connect
+from streams.settings import Settings
+from streams.state import (
+    BatchOutcome,
+    StateApplier,
+    StateStores,
+    read_agency_row,
+    read_counter_row,
+    split_counter_key,
+)
+from streams.targets import block_targets
+
+log = logging.getLogger(__name__)
+
+
+class FaustTableStore:
+    """`KeyValueStore` over a Faust table with raw bytes keys and values."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self._table = table
+
+    def get(self, key: str) -> bytes | None:
+        return self._table.get(key.encode("utf-8"))
+
+    def set(self, key: str, value: bytes) -> None:
+        self._table[key.encode("utf-8")] = value
+
+    def keys(self) -> list[str]:
+        return [k.decode("utf-8") for k in self._table.keys()]
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    registry: Registry
+    app: faust.App
+    stores: StateStores
+    metrics: WorkerMetrics
+    ingest: IngestStage
+    publisher: SnapshotPublisher | None = None
+    owned_partitions: frozenset[int] = frozenset()
+    in_sync: bool = False
+    _agency_partition: dict[str, int] = field(default_factory=dict)
+
+    def owned_agencies(self) -> list[str]:
+        return [code for code, p in self._agency_partition.items() if p in self.owned_partitions]
+
+    @property
+    def is_leader(self) -> bool:
+        return 0 in self.owned_partitions
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store="rocksdb://",
+        datadir=str(Path(settings.data_dir) / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        # Tansu takes long to settle a fresh group; short session timeouts let survivors
+        # take over a dead member's partitions quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+    )
+
+
+def build_worker(settings: Settings, registry: Registry | None = None, metrics_registry: CollectorRegistry | None = None) -> Worker:
+    registry = registry or Registry.load()
+    (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
+    app = _faust_app(settings)
+    tables = {
+        name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        for name in ("event-index", "dossiers", "counters", "agencies")
+    }
+    stores = StateStores(
+        event_index=FaustTableStore(tables["event-index"]),
+        dossiers=FaustTableStore(tables["dossiers"]),
+        counters=FaustTableStore(tables["counters"]),
+        agencies=FaustTableStore(tables["agencies"]),
+    )
+    metrics = create_metrics(metrics_registry or CollectorRegistry())
+
+    def count_dead_letter(letter: DeadLetter) -> None:
+        metrics.events.labels(type=letter.event_type, result="dead_letter").inc()
+        log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail, "partition": letter.partition, "offset": letter.offset})
+
+    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter))
+    worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
+    applier = StateApplier(stores)
+    batch_topic = app.topic(settings.batch_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+
+    @app.agent(batch_topic, name="apply-batches")
+    async def apply_batches(stream: faust.StreamT) -> None:
+        async for payload in stream:
+            outcome = applier.apply_batch(decode_batch(payload))
+            _record(worker, outcome)
+
+    @app.task
+    async def run_ingest() -> None:
+        await worker.ingest.run()
+
+    @app.task
+    async def run_snapshots() -> None:
+        worker.publisher = SnapshotPublisher(settings, registry, connect(settings))
+        while True:
+            await asyncio.sleep(settings.snapshot_interval_s)
+            try:
+                await _tick(worker)
+            except Exception:  # noqa: BLE001 - a failed tick is logged and retried next tick
+                log.exception("snapshot tick failed")
+
+    return worker
+
+
+def _record(worker: Worker, outcome: BatchOutcome) -> None:
+    for (event_type, result), n in outcome.results.items():
+        worker.metrics.events.labels(type=event_type, result=result).inc(n)
+    if worker.publisher is not None:
+        worker.publisher.mark_dirty(outcome.dirty_counters)
+    else:  # the timer has not started yet: resync on its first tick covers these rows
+        worker.in_sync = False
+
+
+def _active_partitions(worker: Worker) -> frozenset[int] | None:
+    app = worker.app
+    if app.rebalancing or getattr(app, "in_recovery", False):
+        return None
+    topic = worker.settings.batch_topic
+    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+
+
+async def _tick(worker: Worker) -> None:
+    publisher = worker.publisher
+    assert publisher is not None
+    owned = _active_partitions(worker)
+    if owned is None:
+        return  # rebalancing or restoring tables: state is not complete yet
+    if owned != worker.owned_partitions or not worker.in_sync:
+        # New partitions (or a restart): everything they hold may be missing from Redis,
+        # e.g. rows written just before a crash. Re-publish all of their rows.
+        worker.owned_partitions = owned
+        owned_agencies = set(worker.owned_agencies())
+        rows = [split_counter_key(k) for k in worker.stores.counters.keys()]  # type: ignore[attr-defined]
+        publisher.mark_dirty(pair for pair in rows if pair[0] in owned_agencies)
+        worker.in_sync = True
+        log.info("owning state partitions %s (%d agencies)", sorted(owned), len(owned_agencies))
+
+    now = datetime.now(timezone.utc)
+    now_us = int(now.timestamp() * 1_000_000)
+    periods = current_periods(now)
+    today = today_local(now)
+    views: list[AgencyView] = []
+    docs: dict[str, dict] = {}
+    for code in worker.owned_agencies():
+        agency = worker.registry.get(code)
+        row = read_agency_row(worker.stores.agencies, code)
+        status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, False)
+        docs[code] = publisher.agency_doc(code, row.last_event_us, row.last_heartbeat_us, status)
+        if agency is None or not agency.is_valid_on(today):
+            continue
+        counts = {w: read_counter_row(worker.stores.counters, code, periods[w]).counts for w in WINDOWS}
+        views.append(AgencyView(code, agency.block, agency.name, status, False, row.last_event_us, row.last_heartbeat_us, counts))
+
+    def read_counts(agency: str, period: str) -> dict[str, int]:
+        return read_counter_row(worker.stores.counters, agency, period).counts
+
+    await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
+
+    block_counts = {}
+    targets = {}
+    if worker.is_leader:
+        for window, period in periods.items():
+            for block in ("ministry", "province", "national"):
+                counts = publisher.block_counts.get((block, period))
+                if counts is not None:
+                    block_counts[(block, window)] = counts
+        targets = {(scope, window): value for scope, value in block_targets(today.year).items() for window in WINDOWS}
+    worker.metrics.collector.view = MetricsView(
+        agencies=tuple(views),
+        block_counts_by_window=block_counts,
+        targets=targets,
+        input_lag={(worker.settings.input_topic, p): lag for p, lag in worker.ingest.stats.lag.items()},
+        worker=worker.settings.worker_name or socket.gethostname(),
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM."""
+    from streams.logs import configure, logging_config
+    from streams.topics import ensure_topics
+
+    configure(settings.log_level)
+    ensure_topics(settings)
+    worker = build_worker(settings)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=worker.metrics.registry)
+    log.warning("worker started", extra={"metrics_port": settings.metrics_port, "broker": settings.broker})
+    faust.Worker(
+        worker.app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level),
+        quiet=True,
+    ).execute_from_commandline()

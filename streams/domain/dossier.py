@@ -1,0 +1,245 @@
+"""A dossier's classification and counts as a pure function of its events (contract section 2-3).
+
+Everything here is order-independent by construction: the live set is computed from the
+*set* of applied events, and every choice among live events ("latest received", "earliest
+result") is a total order on (occurred_at, event_id), so the same set gives the same counts
+whatever order the events arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+from streams.domain.events import DossierEvent
+from streams.domain.periods import local_date_of_us, periods_of_day
+
+COUNT_FIELDS: tuple[str, ...] = (
+    "received",
+    "received_online",
+    "received_in_person",
+    "received_postal",
+    "received_unknown",
+    "digitized",
+    "resolved",
+    "full_online",
+    "partial_online",
+    "offline",
+    "unclassified",
+    "completed",
+    "rejected",
+    "on_time",
+    "late",
+    "electronic_results",
+    "withdrawn",
+    "payments",
+    "payments_online",
+    "payment_amount_vnd",
+    "payment_amount_online_vnd",
+)
+MODES: tuple[str, ...] = ("full_online", "partial_online", "offline", "unclassified")
+
+# (period, count field) -> value. Every dated contribution is booked in its day, month,
+# quarter and year at once, so that each period's row is directly readable.
+Counts = dict[tuple[str, str], int]
+
+_US_PER_DAY = 86_400_000_000
+_VN_OFFSET_US = 7 * 3_600_000_000
+# Since 1975-06-13 Vietnam has been UTC+07:00 without exception; before that the tz database
+# knows other offsets, so older instants take the slow, exact path.
+_FIXED_OFFSET_SINCE_US = 171_824_400_000_000  # 1975-06-13T00:00:00+07:00
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=65_536)
+def _periods_of_local_day_number(day_number: int) -> tuple[str, str, str, str]:
+    return periods_of_day(date.fromordinal(_EPOCH_ORDINAL + day_number))
+
+
+def periods_at(epoch_us: int) -> tuple[str, str, str, str]:
+    """Day, month, quarter and year periods (Asia/Ho_Chi_Minh) of an instant."""
+    if epoch_us >= _FIXED_OFFSET_SINCE_US:
+        return _periods_of_local_day_number((epoch_us + _VN_OFFSET_US) // _US_PER_DAY)
+    local_day = local_date_of_us(epoch_us)
+    return periods_of_day(local_day)
+
+
+def _order_key(event: DossierEvent) -> tuple[int, str]:
+    return (event.occurred_at_us, event.event_id)
+
+
+def _latest(events: list[DossierEvent]) -> DossierEvent | None:
+    # Ties on occurred_at go to the greater event_id (contract section 2).
+    return max(events, key=_order_key) if events else None
+
+
+def _earliest(events: list[DossierEvent]) -> DossierEvent | None:
+    # The same tie rule, so that "earliest" is also a total order: smallest time, and among
+    # equal times the greater event_id.
+    return min(events, key=lambda e: (e.occurred_at_us, _Reversed(e.event_id))) if events else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reversed:
+    """Wraps a string so that min() picks the greater one."""
+
+    text: str
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.text > other.text
+
+
+def unique_events(events: Iterable[DossierEvent]) -> list[DossierEvent]:
+    """The applied events: the first event of each event_id, duplicates dropped."""
+    seen: dict[str, DossierEvent] = {}
+    for event in events:
+        seen.setdefault(event.event_id, event)
+    return list(seen.values())
+
+
+def live_events(applied: Iterable[DossierEvent]) -> list[DossierEvent]:
+    """Applied events not named by the `supersedes` of any applied event of the dossier.
+
+    A correction of a correction kills both earlier events: superseding is checked against
+    every applied event, live or not.
+    """
+    applied = list(applied)
+    superseded = {e.supersedes for e in applied if e.supersedes is not None}
+    return [e for e in applied if e.event_id not in superseded]
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What section 2 of the contract says about one dossier."""
+
+    voided: bool
+    channel: str  # online | in_person | postal | unknown
+    mode: str  # one of MODES
+    in_person_step: bool
+    outcome: str | None  # completed | rejected | None
+    resolved_at_us: int | None
+    withdrawn_at_us: int | None
+    received_at_us: int | None
+    received_event: DossierEvent | None  # the earliest live received (else submitted)
+    resolution_event: DossierEvent | None
+
+
+def classify(live: list[DossierEvent]) -> Classification:
+    by_type: dict[str, list[DossierEvent]] = {}
+    for event in live:
+        by_type.setdefault(event.type, []).append(event)
+
+    received = by_type.get("received", [])
+    submitted = by_type.get("submitted", [])
+    channel_source = _latest(received) or _latest([e for e in submitted if e.channel is not None])
+    channel = channel_source.channel if channel_source is not None and channel_source.channel else "unknown"
+
+    resolution = _earliest(by_type.get("result_returned", []))
+    outcome = "completed" if resolution is not None else None
+    if resolution is None:
+        resolution = _earliest(by_type.get("rejected", []))
+        outcome = "rejected" if resolution is not None else None
+
+    in_person_step = (
+        any(e.method == "in_person" for e in by_type.get("fee_paid", []))
+        or any(e.in_person for e in by_type.get("supplement_received", []))
+        or (outcome == "completed" and resolution is not None and resolution.delivery == "in_person")
+    )
+
+    if channel == "unknown":
+        mode = "unclassified"
+    elif channel in ("in_person", "postal"):
+        mode = "offline"
+    elif in_person_step:
+        mode = "partial_online"
+    else:
+        mode = "full_online"
+
+    withdrawn = _earliest(by_type.get("withdrawn", [])) if resolution is None else None
+    first_received = _earliest(received) or _earliest(submitted)
+    return Classification(
+        voided=bool(by_type.get("voided")),
+        channel=channel,
+        mode=mode,
+        in_person_step=in_person_step,
+        outcome=outcome,
+        resolved_at_us=resolution.occurred_at_us if resolution is not None else None,
+        withdrawn_at_us=withdrawn.occurred_at_us if withdrawn is not None else None,
+        received_at_us=first_received.occurred_at_us if first_received is not None else None,
+        received_event=first_received,
+        resolution_event=resolution,
+    )
+
+
+def _book(counts: Counts, epoch_us: int, field: str, amount: int = 1) -> None:
+    if amount == 0:
+        return
+    for period in periods_at(epoch_us):
+        key = (period, field)
+        counts[key] = counts.get(key, 0) + amount
+
+
+def dossier_counts(live: list[DossierEvent]) -> Counts:
+    """Every count this dossier contributes, keyed by (period, field). Voided: nothing."""
+    counts: Counts = {}
+    if not live:
+        return counts
+    c = classify(live)
+    if c.voided:
+        return counts
+
+    if c.received_at_us is not None:
+        _book(counts, c.received_at_us, "received")
+        _book(counts, c.received_at_us, f"received_{c.channel}")
+        earliest_received = _earliest([e for e in live if e.type == "received"])
+        if earliest_received is not None and earliest_received.digitized:
+            _book(counts, c.received_at_us, "digitized")
+
+    if c.resolved_at_us is not None and c.outcome is not None:
+        at = c.resolved_at_us
+        _book(counts, at, "resolved")
+        _book(counts, at, c.mode)
+        _book(counts, at, c.outcome)
+        latest_received = _latest([e for e in live if e.type == "received"])
+        if latest_received is not None and latest_received.due_at_us is not None:
+            _book(counts, at, "on_time" if at <= latest_received.due_at_us else "late")
+        if c.outcome == "completed" and any(e.type == "result_issued" and e.electronic for e in live):
+            _book(counts, at, "electronic_results")
+
+    if c.withdrawn_at_us is not None:
+        _book(counts, c.withdrawn_at_us, "withdrawn")
+
+    for payment in (e for e in live if e.type == "fee_paid"):
+        online = payment.method == "online"
+        amount = payment.amount_vnd or 0
+        _book(counts, payment.occurred_at_us, "payments")
+        _book(counts, payment.occurred_at_us, "payment_amount_vnd", amount)
+        if online:
+            _book(counts, payment.occurred_at_us, "payments_online")
+            _book(counts, payment.occurred_at_us, "payment_amount_online_vnd", amount)
+    return counts
+
+
+def counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
+    """Counts of a dossier from its applied events (duplicates already removed)."""
+    return dossier_counts(live_events(applied))
+
+
+def counts_delta(old: Mapping[tuple[str, str], int], new: Mapping[tuple[str, str], int]) -> Counts:
+    """new - old, without zero entries."""
+    delta: Counts = {}
+    for key, value in new.items():
+        diff = value - old.get(key, 0)
+        if diff:
+            delta[key] = diff
+    for key, value in old.items():
+        if key not in new and value:
+            delta[key] = -value
+    return delta
+
+
+def full_online_rate(full_online: int, resolved: int) -> float | None:
+    """The headline rate; undefined (None) when nothing was resolved."""
+    return full_online / resolved if resolved > 0 else None

@@ -1,0 +1,32 @@
+"""The one exception hierarchy of EMC Streams."""
+
+from __future__ import annotations
+
+
+class EmcError(Exception):
+    """Base of every error raised on purpose by EMC Streams."""
+
+
+class ConfigError(EmcError):
+    """A flag or setting is invalid; the CLI prints it as one line and exits 2."""
+
+
+class InvalidEvent(EmcError):
+    """An input event breaks the contract; it goes to the dead-letter topic.
+
+    `reason` is a short stable code (e.g. ``not_json``, ``schema``, ``unknown_agency``),
+    `detail` a human-readable explanation.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RegistryError(EmcError):
+    """The agency registry data is inconsistent."""
+
+
+class ExternalServiceError(EmcError):
+    """A broker, Redis or other external process could not be reached or started."""

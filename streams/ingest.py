@@ -1,0 +1,220 @@
+"""The stateless ingest stage: validate, dead-letter, and batch events for the state stage.
+
+Faust pays ~150 µs of plumbing per message (DESIGN.md), so the state agent must receive
+*batches*. This stage reads the input topic with a plain aiokafka consumer, validates each
+event once, sends bad ones to the dead-letter topic with their bytes and reason, and packs
+the good ones into batch messages on the batch topic.
+
+Exactness across crashes rests on two rules here:
+- Every batch message holds events of one source partition in offset order, and a batch
+  partition receives them from one producer, in order (aiokafka keeps one in-flight request
+  per partition), so the state stage sees each source partition's offsets prefix-closed.
+- Source offsets are committed only after every batch and dead letter up to them is acked;
+  after a crash the stage re-reads from at or below what it already delivered, and the state
+  stage recognises the replay by source offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import murmur2
+
+from streams.codec import encode_batch
+from streams.domain.events import DossierEvent, parse_event
+from streams.domain.registry import Registry
+from streams.errors import InvalidEvent
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def state_partition_for(agency_code: str, partitions: int) -> int:
+    """The batch/state partition of an agency: Kafka's default (murmur2) partitioner.
+
+    Fixed by the agency code alone, so that every worker agrees on which one owns an agency,
+    whatever partitioner the producers used for the input topic.
+    """
+    return (murmur2(agency_code.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    reason: str
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    event_type: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("emc-reason", self.reason.encode()),
+            ("emc-detail", self.detail.encode("utf-8", "replace")[:1000]),
+            ("emc-source-topic", self.topic.encode()),
+            ("emc-source-partition", str(self.partition).encode()),
+            ("emc-source-offset", str(self.offset).encode()),
+        ]
+
+
+def validate_record(
+    registry: Registry, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+) -> DossierEvent | DeadLetter:
+    """A valid event, or the dead letter that explains why it is not one."""
+    raw = value if value is not None else b""
+    try:
+        event = parse_event(raw, key)
+        if event.agency_code not in registry:
+            raise InvalidEvent("unknown_agency", f"agency_code {event.agency_code!r} is not in the registry")
+        return event
+    except InvalidEvent as exc:
+        return DeadLetter(key, raw, exc.reason, exc.detail, topic, partition, offset, _guess_type(raw))
+
+
+def _guess_type(raw: bytes) -> str:
+    # For the metric label only: the type a bad event claims, when it can be read at all.
+    try:
+        import orjson
+
+        claimed = orjson.loads(raw).get("type")
+        return claimed if isinstance(claimed, str) and len(claimed) <= 32 and claimed.isidentifier() else "unknown"
+    except Exception:  # noqa: BLE001 - any unreadable input is simply "unknown"
+        return "unknown"
+
+
+@dataclass
+class IngestStats:
+    lag: dict[int, int] = field(default_factory=dict)  # input partition -> messages behind
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):
+    """Waits for the batch in flight to be acked and committed before giving partitions up,
+    so the next owner starts exactly where this one stopped."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("ingest assigned %s", sorted(tp.partition for tp in assigned))
+
+
+class IngestStage:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        on_dead_letter: Callable[[DeadLetter], None],
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._on_dead_letter = on_dead_letter
+        self._lock = asyncio.Lock()
+        self.stats = IngestStats()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled; broker outages are retried with backoff and logged."""
+        delay = 0.5
+        while True:
+            try:
+                await self._start()
+                delay = 0.5
+                await self._consume_forever()
+            except asyncio.CancelledError:
+                await self._stop()
+                raise
+            except KafkaError as exc:
+                log.warning("ingest: broker error, retrying in %.1f s: %s", delay, exc)
+                await self._stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _start(self) -> None:
+        s = self._settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=5,
+            max_request_size=8 * 1024 * 1024, client_id=f"{s.app_id}-ingest",
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, group_id=s.ingest_group, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, client_id=f"{s.app_id}-ingest",
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([s.input_topic], listener=_CommitBeforeRevoke(self._lock))
+
+    async def _stop(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception as exc:  # noqa: BLE001 - shutting down a broken client
+                    log.debug("ingest: error while stopping a client: %s", exc)
+        self._consumer = self._producer = None
+
+    async def _consume_forever(self) -> None:
+        assert self._consumer is not None
+        while True:
+            records = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
+            if records:
+                async with self._lock:
+                    await self._deliver(records)
+            await self._update_lag()
+
+    async def _deliver(self, records: dict) -> None:
+        assert self._consumer is not None and self._producer is not None
+        s = self._settings
+        pending: list[asyncio.Future] = []
+        commit: dict[TopicPartition, int] = {}
+        for tp, messages in records.items():
+            by_target: dict[int, list[tuple[int, DossierEvent]]] = {}
+            for message in messages:
+                outcome = validate_record(self._registry, message.key, message.value, tp.topic, tp.partition, message.offset)
+                if isinstance(outcome, DeadLetter):
+                    pending.append(await self._producer.send(
+                        s.dead_letter_topic, value=outcome.value, key=outcome.key, headers=outcome.headers(),
+                        partition=tp.partition % s.partitions,
+                    ))
+                    self._on_dead_letter(outcome)
+                else:
+                    target = state_partition_for(outcome.agency_code, s.partitions)
+                    by_target.setdefault(target, []).append((message.offset, outcome))
+            for target, events in by_target.items():
+                for start in range(0, len(events), s.batch_max_events):
+                    chunk = events[start : start + s.batch_max_events]
+                    pending.append(await self._producer.send(
+                        s.batch_topic, value=encode_batch(tp.partition, chunk), partition=target,
+                    ))
+            commit[tp] = messages[-1].offset + 1
+        await asyncio.gather(*pending)
+        try:
+            await self._consumer.commit(commit)
+        except CommitFailedError as exc:
+            # The group moved on; the next owner re-reads from the last commit, and the
+            # state stage recognises those events as replays.
+            log.warning("ingest: commit failed after a rebalance, events will be replayed: %s", exc)
+
+    async def _update_lag(self) -> None:
+        # The fetch high watermark, not ListOffsets: on Tansu the latter can lag behind.
+        assert self._consumer is not None
+        lag: dict[int, int] = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self._consumer.position(tp)
+            lag[tp.partition] = max(0, highwater - position)
+        self.stats.lag = lag

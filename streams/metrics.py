@@ -1,0 +1,133 @@
+"""Prometheus metrics (contract section 5).
+
+Gauges are computed at scrape time by a collector from an immutable `MetricsView` that the
+worker's timer replaces every tick; the scrape thread never touches Faust tables. The
+registry is passed in (a fresh one per test). `emc_events_total` is a plain counter,
+incremented as each event is handled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.domain.dossier import MODES, full_online_rate
+from streams.domain.periods import WINDOWS
+from streams.domain.snapshot import AGENCY_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyView:
+    code: str
+    block: str
+    name: str
+    status: str
+    maintenance: bool
+    last_event_us: int | None
+    last_heartbeat_us: int | None
+    counts_by_window: Mapping[str, Mapping[str, int]]  # window -> counts of the current period
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsView:
+    agencies: tuple[AgencyView, ...] = ()
+    block_counts_by_window: Mapping[tuple[str, str], Mapping[str, int]] = field(default_factory=dict)
+    targets: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (scope, window) -> ratio
+    input_lag: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
+    worker: str = ""
+
+
+class EmcCollector(Collector):
+    def __init__(self) -> None:
+        self.view = MetricsView()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        view = self.view  # one consistent view per scrape
+        dossiers = GaugeMetricFamily(
+            "emc_dossiers", "Resolved dossiers in the current calendar period, by mode (all = resolved)",
+            labels=["agency", "block", "mode", "window"],
+        )
+        ratio = GaugeMetricFamily(
+            "emc_full_online_ratio", "full_online / resolved in the current period; absent when nothing resolved",
+            labels=["agency", "block", "window"],
+        )
+        last_event = GaugeMetricFamily(
+            "emc_agency_last_event_timestamp_seconds", "occurred_at of the agency's latest dossier event",
+            labels=["agency"],
+        )
+        last_heartbeat = GaugeMetricFamily(
+            "emc_agency_last_heartbeat_timestamp_seconds", "occurred_at of the agency's latest heartbeat",
+            labels=["agency"],
+        )
+        maintenance = GaugeMetricFamily("emc_agency_maintenance", "1 while the agency is declared in maintenance", labels=["agency"])
+        status = GaugeMetricFamily(
+            "emc_agency_status", "1 for the agency's current status, 0 for the others",
+            labels=["agency", "block", "status"],
+        )
+        info = GaugeMetricFamily("emc_agency_info", "Agency names for joins", labels=["agency", "block", "name"])
+        for agency in view.agencies:
+            for window in WINDOWS:
+                counts = agency.counts_by_window.get(window, {})
+                for mode in MODES:
+                    dossiers.add_metric([agency.code, agency.block, mode, window], counts.get(mode, 0))
+                resolved = counts.get("resolved", 0)
+                dossiers.add_metric([agency.code, agency.block, "all", window], resolved)
+                rate = full_online_rate(counts.get("full_online", 0), resolved)
+                if rate is not None:
+                    ratio.add_metric([agency.code, agency.block, window], rate)
+            if agency.last_event_us is not None:
+                last_event.add_metric([agency.code], agency.last_event_us / 1e6)
+            if agency.last_heartbeat_us is not None:
+                last_heartbeat.add_metric([agency.code], agency.last_heartbeat_us / 1e6)
+            maintenance.add_metric([agency.code], 1.0 if agency.maintenance else 0.0)
+            for name in AGENCY_STATUSES:
+                status.add_metric([agency.code, agency.block, name], 1.0 if agency.status == name else 0.0)
+            info.add_metric([agency.code, agency.block, agency.name], 1.0)
+        yield from (dossiers, ratio, last_event, last_heartbeat, maintenance, status, info)
+
+        block_ratio = GaugeMetricFamily(
+            "emc_block_full_online_ratio", "full_online / resolved over a block or the nation, current period",
+            labels=["block", "window"],
+        )
+        for (block, window), counts in sorted(view.block_counts_by_window.items()):
+            rate = full_online_rate(counts.get("full_online", 0), counts.get("resolved", 0))
+            if rate is not None:
+                block_ratio.add_metric([block, window], rate)
+        yield block_ratio
+
+        target = GaugeMetricFamily("emc_target_ratio", "Target full-online ratio", labels=["scope", "window"])
+        for (scope, window), value in sorted(view.targets.items()):
+            target.add_metric([scope, window], value)
+        yield target
+
+        lag = GaugeMetricFamily(
+            "emc_consumer_lag_messages", "Messages of the input topic not yet ingested, per partition",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), value in sorted(view.input_lag.items()):
+            lag.add_metric([topic, str(partition)], value)
+        yield lag
+
+        worker = GaugeMetricFamily("emc_worker_info", "This worker", labels=["worker"])
+        worker.add_metric([view.worker], 1.0)
+        yield worker
+
+
+@dataclass
+class WorkerMetrics:
+    registry: CollectorRegistry
+    events: Counter
+    collector: EmcCollector
+
+
+def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
+    events = Counter(
+        "emc_events", "Consumed events by type and result", labelnames=["type", "result"], registry=registry
+    )
+    collector = EmcCollector()
+    registry.register(collector)
+    return WorkerMetrics(registry, events, collector)

@@ -1,0 +1,72 @@
+"""Publishing events to the input topic with kafka-python (the producer side)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from streams.errors import ExternalServiceError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def agency_key(line: bytes) -> bytes | None:
+    """The message key of a JSON line: its agency_code, or None when it has none.
+
+    Lines that are not JSON objects are still published (unkeyed): the worker
+    dead-letters them with a reason, which is what a producer would want to see.
+    """
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    code = obj.get("agency_code") if isinstance(obj, dict) else None
+    return code.encode("utf-8") if isinstance(code, str) else None
+
+
+class EventProducer:
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.input_topic
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
+                batch_size=256 * 1024, retries=10, max_in_flight_requests_per_connection=1,
+            )
+        except KafkaError as exc:
+            raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, key: bytes | None, value: bytes) -> None:
+        self._producer.send(self._topic, key=key, value=value)
+
+    def send_lines(self, lines: Iterable[bytes], progress: Callable[[int], None] | None = None) -> int:
+        return self.send_messages(((agency_key(line), line) for line in lines if line.strip()), progress)
+
+    def send_messages(self, messages: Iterable, progress: Callable[[int], None] | None = None) -> int:
+        count = 0
+        for message in messages:
+            key, value = (message.key, message.value) if hasattr(message, "key") else message
+            self.send(key, value)
+            count += 1
+            if progress is not None and count % 5000 == 0:
+                progress(count)
+        self.flush()
+        if progress is not None:
+            progress(count)
+        return count
+
+    def flush(self) -> None:
+        self._producer.flush(timeout=120)
+
+    def close(self) -> None:
+        self._producer.close(timeout=30)

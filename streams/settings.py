@@ -1,0 +1,152 @@
+"""Typed, frozen worker settings read from flags and EMC_* environment variables.
+
+Precedence: a command-line flag, then the environment variable, then the default. Every
+value is checked here, so that a bad setting stops the CLI with one readable line
+(`ConfigError`) instead of a traceback from deep inside a client library.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+from streams.errors import ConfigError
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    metrics_port: int = 9108
+    metrics_host: str = "0.0.0.0"
+    data_dir: Path = Path("./data")
+    input_topic: str = "emc.dossier-events.v1"
+    dead_letter_topic: str = "emc.dossier-events.dlq.v1"
+    batch_topic: str = "emc.dossier-batches.v1"
+    app_id: str = "emc-streams"
+    partitions: int = 8
+    replication_factor: int = 1
+    redis_prefix: str = "emc:v1:"
+    snapshot_interval_s: float = 1.0
+    silent_after_s: float = 3600.0
+    batch_max_events: int = 1000
+    log_level: str = "warn"
+    worker_name: str = ""
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        """`host:port[,host:port]` for kafka-python and aiokafka."""
+        return ",".join(urlparse(url).netloc for url in self.broker.split(";"))
+
+    @property
+    def ingest_group(self) -> str:
+        return f"{self.app_id}-ingest"
+
+
+# setting name -> environment variable
+ENV_VARS: dict[str, str] = {
+    "broker": "EMC_BROKER",
+    "redis_url": "EMC_REDIS_URL",
+    "metrics_port": "EMC_METRICS_PORT",
+    "metrics_host": "EMC_METRICS_HOST",
+    "data_dir": "EMC_DATA_DIR",
+    "input_topic": "EMC_INPUT_TOPIC",
+    "dead_letter_topic": "EMC_DEAD_LETTER_TOPIC",
+    "batch_topic": "EMC_BATCH_TOPIC",
+    "app_id": "EMC_APP_ID",
+    "partitions": "EMC_PARTITIONS",
+    "replication_factor": "EMC_REPLICATION_FACTOR",
+    "redis_prefix": "EMC_REDIS_PREFIX",
+    "snapshot_interval_s": "EMC_SNAPSHOT_INTERVAL",
+    "silent_after_s": "EMC_SILENT_AFTER",
+    "batch_max_events": "EMC_BATCH_MAX_EVENTS",
+    "log_level": "EMC_LOG_LEVEL",
+    "worker_name": "EMC_WORKER_NAME",
+}
+
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+
+
+def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from flags (None = not given) over EMC_* variables over defaults."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field in fields(Settings):
+        name = field.name
+        if flags.get(name) is not None:
+            raw[name] = flags[name]
+        elif ENV_VARS[name] in environ and environ[ENV_VARS[name]] != "":
+            raw[name] = environ[ENV_VARS[name]]
+    return _checked(raw)
+
+
+def _checked(raw: dict[str, object]) -> Settings:
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        if field.name not in raw:
+            continue
+        value, source = raw[field.name], f"{ENV_VARS[field.name]} / --{field.name.replace('_', '-')}"
+        if field.type in ("int", int):
+            values[field.name] = _as_int(value, source)
+        elif field.type in ("float", float):
+            values[field.name] = _as_float(value, source)
+        elif field.type in ("Path", Path):
+            values[field.name] = Path(str(value))
+        else:
+            values[field.name] = str(value)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _validate(settings)
+    return settings
+
+
+def _as_int(value: object, source: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ConfigError(f"{source}: expected an integer, got {value!r}") from None
+
+
+def _as_float(value: object, source: str) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise ConfigError(f"{source}: expected a number, got {value!r}") from None
+
+
+def _validate(s: Settings) -> None:
+    for url in s.broker.split(";"):
+        parsed = urlparse(url)
+        if parsed.scheme != "kafka" or not parsed.hostname or parsed.port is None:
+            raise ConfigError(f"EMC_BROKER / --broker: expected kafka://HOST:PORT, got {s.broker!r}")
+    parsed = urlparse(s.redis_url)
+    if parsed.scheme not in ("redis", "rediss", "unix") or (parsed.scheme != "unix" and not parsed.hostname):
+        raise ConfigError(f"EMC_REDIS_URL / --redis-url: expected redis://HOST:PORT/DB, got {s.redis_url!r}")
+    if not 0 <= s.metrics_port <= 65535:
+        raise ConfigError(f"EMC_METRICS_PORT / --metrics-port: {s.metrics_port} is not a TCP port")
+    for name in ("input_topic", "dead_letter_topic", "batch_topic"):
+        if not _TOPIC_NAME.match(getattr(s, name)):
+            raise ConfigError(f"--{name.replace('_', '-')}: {getattr(s, name)!r} is not a valid Kafka topic name")
+    if len({s.input_topic, s.dead_letter_topic, s.batch_topic}) != 3:
+        raise ConfigError("input, dead-letter and batch topics must be three different topics")
+    if not 1 <= s.partitions <= 1024:
+        raise ConfigError(f"EMC_PARTITIONS / --partitions: {s.partitions} is not in 1..1024")
+    if s.replication_factor < 1:
+        raise ConfigError("EMC_REPLICATION_FACTOR / --replication-factor: must be at least 1")
+    if not s.redis_prefix.endswith(":"):
+        raise ConfigError(f"EMC_REDIS_PREFIX / --redis-prefix: {s.redis_prefix!r} must end with ':'")
+    if not 0.05 <= s.snapshot_interval_s <= 5.0:
+        raise ConfigError("EMC_SNAPSHOT_INTERVAL: must be between 0.05 and 5 seconds (snapshots are due within 5 s)")
+    if s.silent_after_s <= 0:
+        raise ConfigError("EMC_SILENT_AFTER: must be a positive number of seconds")
+    if not 1 <= s.batch_max_events <= 10_000:
+        raise ConfigError("EMC_BATCH_MAX_EVENTS: must be in 1..10000")
+    if s.log_level not in LOG_LEVELS:
+        raise ConfigError(f"EMC_LOG_LEVEL / --log-level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

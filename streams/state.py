@@ -1,0 +1,247 @@
+"""Applying validated events to keyed state, exactly, without Kafka transactions.
+
+The rules (see DESIGN.md "Exact counts on an at-least-once bus"):
+
+- All rows an event touches (event index, dossier, counters, agency) belong to the agency,
+  and all of an agency's events arrive through one state partition in source-offset order.
+- The event index remembers where each `event_id` was first applied (source partition and
+  offset). The same event_id at another position is a duplicate and changes nothing.
+- The dossier row keeps its applied events in application order, each with its source
+  position. A replay of an event the row already holds re-derives that event's counter
+  deltas from the prefix of the list ending at it.
+- Each counter row stores, beside its counts, the highest source offset folded into it per
+  source partition. A delta is added to a row only when the row's offset for that source
+  partition is below the event's offset; otherwise the row already has it.
+- Every row is written whole, so each row restored from its changelog is self-consistent
+  whatever else the crash lost; that is why the checks above are per row.
+
+This module knows nothing of Faust: it works on any `KeyValueStore`, which the stream
+layer backs with Faust tables and the unit tests back with dicts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+from streams.codec import SourcedEvent, event_from_wire, event_to_wire
+from streams.domain.dossier import Counts, counts_delta, counts_of_applied
+from streams.domain.events import DossierEvent
+
+SEP = "\x1f"
+
+
+class KeyValueStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class StateStores:
+    """The four keyed stores of one worker."""
+
+    event_index: KeyValueStore
+    dossiers: KeyValueStore
+    counters: KeyValueStore
+    agencies: KeyValueStore
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What applying a batch did: for metrics and for the snapshot publisher."""
+
+    results: Counter = field(default_factory=Counter)  # (type, result) -> n
+    dirty_counters: set[tuple[str, str]] = field(default_factory=set)  # (agency, period)
+    touched_agencies: set[str] = field(default_factory=set)
+
+
+def counter_key(agency: str, period: str) -> str:
+    return f"{agency}{SEP}{period}"
+
+
+def split_counter_key(key: str) -> tuple[str, str]:
+    agency, period = key.split(SEP, 1)
+    return agency, period
+
+
+@dataclass(slots=True)
+class CounterRow:
+    offsets: dict[str, int]  # source partition (as str, JSON keys) -> highest folded offset
+    counts: dict[str, int]
+
+    @staticmethod
+    def decode(raw: bytes | None) -> CounterRow:
+        if raw is None:
+            return CounterRow({}, {})
+        data = orjson.loads(raw)
+        return CounterRow(data["o"], data["c"])
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"o": self.offsets, "c": self.counts})
+
+
+@dataclass(slots=True)
+class AgencyRow:
+    last_event_us: int | None = None
+    last_heartbeat_us: int | None = None
+
+    @staticmethod
+    def decode(raw: bytes | None) -> AgencyRow:
+        if raw is None:
+            return AgencyRow()
+        data = orjson.loads(raw)
+        return AgencyRow(data.get("e"), data.get("h"))
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"e": self.last_event_us, "h": self.last_heartbeat_us})
+
+
+@dataclass(slots=True)
+class _AppliedEvent:
+    source_partition: int
+    offset: int
+    event: DossierEvent
+
+
+def _decode_dossier(raw: bytes | None) -> list[_AppliedEvent]:
+    if raw is None:
+        return []
+    return [_AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)]
+
+
+def _encode_dossier(applied: list[_AppliedEvent]) -> bytes:
+    return orjson.dumps([[a.source_partition, a.offset, event_to_wire(a.event)] for a in applied])
+
+
+class StateApplier:
+    """Applies batches of sourced events to the stores; one instance per worker."""
+
+    def __init__(self, stores: StateStores) -> None:
+        self._stores = stores
+
+    def apply_batch(self, batch: Iterable[SourcedEvent]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        # Rows read or written in this batch, written back once at the end. Writing at the
+        # end is safe: each row's stored offsets say exactly which events it contains.
+        index_rows: dict[str, bytes] = {}
+        dossier_rows: dict[str, list[_AppliedEvent]] = {}
+        counter_rows: dict[str, CounterRow] = {}
+        agency_rows: dict[str, AgencyRow] = {}
+        dirty_dossiers: set[str] = set()
+        dirty_counters: set[str] = set()
+
+        for item in batch:
+            event = item.event
+            agency = event.agency_code
+            outcome.touched_agencies.add(agency)
+            self._note_agency_activity(agency_rows, event)
+            if event.type == "heartbeat":
+                # Heartbeats change no count; taking the max time is idempotent, so a
+                # duplicate or replayed heartbeat needs no bookkeeping.
+                outcome.results[(event.type, "applied")] += 1
+                continue
+
+            index_key = f"{agency}{SEP}{event.event_id}"
+            position = orjson.dumps([item.source_partition, item.offset])
+            first_position = index_rows.get(index_key)
+            if first_position is None:
+                first_position = self._stores.event_index.get(index_key)
+            if first_position is not None and first_position != position:
+                outcome.results[(event.type, "duplicate")] += 1
+                continue
+
+            dossier_key = f"{agency}{SEP}{event.dossier_id}"
+            applied = dossier_rows.get(dossier_key)
+            if applied is None:
+                applied = _decode_dossier(self._stores.dossiers.get(dossier_key))
+                dossier_rows[dossier_key] = applied
+
+            delta = self._delta_for(applied, item)
+            if delta is None:
+                outcome.results[(event.type, "duplicate")] += 1
+                continue
+            if first_position is None:
+                index_rows[index_key] = position
+            dirty_dossiers.add(dossier_key)
+            outcome.results[(event.type, "applied")] += 1
+            self._fold_delta(counter_rows, dirty_counters, agency, item, delta)
+
+        for key, value in index_rows.items():
+            self._stores.event_index.set(key, value)
+        for key in dirty_dossiers:
+            self._stores.dossiers.set(key, _encode_dossier(dossier_rows[key]))
+        for key in dirty_counters:
+            self._stores.counters.set(key, counter_rows[key].encode())
+            outcome.dirty_counters.add(split_counter_key(key))
+        for agency, row in agency_rows.items():
+            self._stores.agencies.set(agency, row.encode())
+        return outcome
+
+    @staticmethod
+    def _delta_for(applied: list[_AppliedEvent], item: SourcedEvent) -> Counts | None:
+        """The counter deltas of applying `item` to a dossier; None for a duplicate.
+
+        Mutates `applied` when the event is new to the dossier.
+        """
+        event = item.event
+        for position, existing in enumerate(applied):
+            if existing.event.event_id != event.event_id:
+                continue
+            if (existing.source_partition, existing.offset) != (item.source_partition, item.offset):
+                return None  # applied before at another position: a duplicate
+            # A replay of an event the dossier row already holds: its deltas are those of
+            # the prefix ending at it. Counter rows that already folded it in skip them.
+            before = counts_of_applied(a.event for a in applied[:position])
+            after = counts_of_applied(a.event for a in applied[: position + 1])
+            return counts_delta(before, after)
+        before = counts_of_applied(a.event for a in applied)
+        applied.append(_AppliedEvent(item.source_partition, item.offset, event))
+        after = counts_of_applied(a.event for a in applied)
+        return counts_delta(before, after)
+
+    def _fold_delta(
+        self,
+        counter_rows: dict[str, CounterRow],
+        dirty_counters: set[str],
+        agency: str,
+        item: SourcedEvent,
+        delta: Counts,
+    ) -> None:
+        partition_key = str(item.source_partition)
+        by_period: dict[str, list[tuple[str, int]]] = {}
+        for (period, count_field), amount in delta.items():
+            by_period.setdefault(period, []).append((count_field, amount))
+        for period, changes in by_period.items():
+            key = counter_key(agency, period)
+            row = counter_rows.get(key)
+            if row is None:
+                row = CounterRow.decode(self._stores.counters.get(key))
+                counter_rows[key] = row
+            if row.offsets.get(partition_key, -1) >= item.offset:
+                continue  # this row already folded the event in before a crash
+            for count_field, amount in changes:
+                row.counts[count_field] = row.counts.get(count_field, 0) + amount
+            row.offsets[partition_key] = item.offset
+            dirty_counters.add(key)
+
+    def _note_agency_activity(self, agency_rows: dict[str, AgencyRow], event: DossierEvent) -> None:
+        row = agency_rows.get(event.agency_code)
+        if row is None:
+            row = agency_rows[event.agency_code] = AgencyRow.decode(self._stores.agencies.get(event.agency_code))
+        if event.type == "heartbeat":
+            row.last_heartbeat_us = max(row.last_heartbeat_us or event.occurred_at_us, event.occurred_at_us)
+        else:
+            row.last_event_us = max(row.last_event_us or event.occurred_at_us, event.occurred_at_us)
+
+
+def read_counter_row(store: KeyValueStore, agency: str, period: str) -> CounterRow:
+    return CounterRow.decode(store.get(counter_key(agency, period)))
+
+
+def read_agency_row(store: KeyValueStore, agency: str) -> AgencyRow:
+    return AgencyRow.decode(store.get(agency))

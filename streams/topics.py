@@ -1,0 +1,55 @@
+"""Creating the project's topics, with explicit configs (Tansu reports only those)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.errors import ExternalServiceError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Create the input, dead-letter and batch topics when missing.
+
+    The batch topic must have exactly `settings.partitions` partitions: the state tables are
+    co-partitioned with it. The input topic gets the same count when we create it; an
+    existing input topic may have any count.
+    """
+    wanted = [
+        NewTopic(settings.input_topic, settings.partitions, settings.replication_factor, topic_configs=_KEEP_FOREVER),
+        NewTopic(settings.dead_letter_topic, settings.partitions, settings.replication_factor, topic_configs=_KEEP_FOREVER),
+        NewTopic(settings.batch_topic, settings.partitions, settings.replication_factor,
+                 topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}),
+    ]
+    deadline = time.monotonic() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin")
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ExternalServiceError(f"broker {settings.broker} unreachable: {exc}") from exc
+            log.warning("broker not reachable, retrying", extra={"broker": settings.broker, "retry_in_s": delay})
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+    try:
+        existing = set(admin.list_topics())
+        for topic in wanted:
+            if topic.name in existing:
+                continue
+            try:
+                admin.create_topics([topic])
+                log.info("created topic %s", topic.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it in the meantime
+    finally:
+        admin.close()

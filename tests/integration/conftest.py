@@ -1,0 +1,144 @@
+"""Real components for integration tests: one Tansu broker and one redis-server per session,
+and `emc worker` processes started exactly as an operator would start them.
+
+Tests share the broker and Redis but not their data: each test gets its own topics, app id
+(consumer groups, changelog topics) and Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+
+from streams.local_demo import worker_environment
+from streams.local_stack import RunningProcess, free_port, start_redis, start_tansu, wait_for_port
+from streams.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcess]:
+    process = start_tansu(tmp_path_factory.mktemp("tansu"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcess]:
+    process = start_redis(tmp_path_factory.mktemp("redis"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def settings(broker: RunningProcess, redis_process: RunningProcess, tmp_path: Path) -> Settings:
+    n = next(_names)
+    run = f"t{os.getpid()}x{n}"
+    return load_settings(
+        {
+            "broker": f"kafka://127.0.0.1:{broker.port}",
+            "redis_url": f"redis://127.0.0.1:{redis_process.port}/0",
+            "metrics_port": free_port(),
+            "data_dir": str(tmp_path / "worker-0"),
+            "input_topic": f"emc.dossier-events.{run}",
+            "dead_letter_topic": f"emc.dossier-events.dlq.{run}",
+            "batch_topic": f"emc.dossier-batches.{run}",
+            "app_id": f"emc-{run}",
+            "redis_prefix": f"emc:{run}:",
+            "partitions": 4,
+            "snapshot_interval_s": 0.5,
+            "log_level": "info",
+        },
+        environ={},
+    )
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, decode_responses=True)
+
+
+class WorkerProcess:
+    """An `emc worker` child process with its own data dir and metrics port."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=worker_environment(self.settings),
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.settings.metrics_port, 60, self.process, "emc worker")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def metrics_text(self) -> str:
+        url = f"http://127.0.0.1:{self.settings.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode("utf-8")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(index: int = 0) -> WorkerProcess:
+        worker_settings = settings if index == 0 else replace(
+            settings, data_dir=tmp_path / f"worker-{index}", metrics_port=free_port(), worker_name=f"w{index}"
+        )
+        worker = WorkerProcess(worker_settings, tmp_path / f"worker-{index}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.5) -> object:
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
+            last_error = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last error: {last_error!r}")

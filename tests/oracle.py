@@ -1,0 +1,37 @@
+"""The independent batch computation: every count from the whole event list at once.
+
+No streaming machinery, no offsets, no state rows: the valid events in input order, the
+first of each (agency, event_id), grouped by dossier, classified, summed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from streams.domain.dossier import counts_of_applied
+from streams.domain.events import DossierEvent
+
+# (agency, period) -> {field: value}, zero fields omitted
+Expected = dict[tuple[str, str], dict[str, int]]
+
+
+def batch_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
+    first: dict[tuple[str, str], DossierEvent] = {}
+    for event in events_in_input_order:
+        if event.type == "heartbeat":
+            continue
+        first.setdefault((event.agency_code, event.event_id), event)
+    dossiers: dict[tuple[str, str], list[DossierEvent]] = defaultdict(list)
+    for (agency, _), event in first.items():
+        dossiers[(agency, event.dossier_id)].append(event)
+    totals: Expected = defaultdict(dict)
+    for (agency, _), events in dossiers.items():
+        for (period, field), value in counts_of_applied(events).items():
+            row = totals[(agency, period)]
+            row[field] = row.get(field, 0) + value
+    return {key: {f: v for f, v in row.items() if v} for key, row in totals.items() if any(row.values())}
+
+
+def nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {f: int(v) for f, v in counts.items() if int(v)}
