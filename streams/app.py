@@ -27,6 +27,7 @@ from pathlib import Path
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
+from streams import faust_transport
 from streams.codec import decode_batch
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
@@ -112,6 +113,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     registry = registry or Registry.load()
     (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
+    faust_transport.install(app)
     tables = {
         name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         for name in ("event-index", "dossiers", "counters", "agencies")

@@ -36,7 +36,7 @@ PAYMENT_METHODS = ("online", "in_person")
 DELIVERIES = ("online", "public_postal", "in_person")
 
 AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,31}$")
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 _TYPE_SET = frozenset(EVENT_TYPES)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -67,13 +67,13 @@ def _fail(detail: str) -> InvalidEvent:
 
 def rfc3339_to_us(text: str) -> int:
     """An RFC 3339 timestamp with an offset, as exact integer µs since the epoch (UTC)."""
-    if not isinstance(text, str) or not RFC3339.match(text):
+    if not isinstance(text, str) or not RFC3339.fullmatch(text):
         raise _fail(f"not an RFC 3339 timestamp with offset: {text!r}")
     head, fraction = text[:19], ""
     rest = text[19:]
     if rest.startswith("."):
         end = 1
-        while end < len(rest) and rest[end].isdigit():
+        while end < len(rest) and rest[end] in "0123456789":
             end += 1
         fraction, rest = rest[1:end], rest[end:]
     offset = "+00:00" if rest in ("Z", "z") else rest
@@ -155,7 +155,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
         raise _fail(f"type: {kind!r} is not an event type")
     event_id = _string(obj, "event_id", 1, 128, True)
     agency = obj.get("agency_code")
-    if not isinstance(agency, str) or not AGENCY_CODE.match(agency):
+    if not isinstance(agency, str) or not AGENCY_CODE.fullmatch(agency):
         raise _fail(f"agency_code: {agency!r} does not match {AGENCY_CODE.pattern}")
     occurred = _timestamp(obj, "occurred_at", True)
     dossier_id = _string(obj, "dossier_id", 1, 128, kind != "heartbeat")

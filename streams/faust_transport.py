@@ -1,0 +1,72 @@
+"""Faust's aiokafka transport, with end offsets taken from a fetch, not from ListOffsets.
+
+Faust restores tables by reading each changelog partition up to its "highwater", which it
+asks for with ListOffsets(latest). Tansu (the local broker) can answer that with an offset
+below what it acknowledged to the producer (the base offset of the last record batch), while
+the high watermark in a Fetch response is right (DESIGN.md). Faust then (a) refuses to start
+because RocksDB's persisted offset is "ahead" of the topic, or worse (b) stops restoring a
+partition before its last records, so a worker taking the partition over would start from
+rows older than the offsets already committed. Taking the maximum of both answers is right
+on Apache Kafka, where the two agree, and on Tansu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+
+async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], timeout_s: float = 30.0) -> dict[TP, int]:
+    """The high watermark of each partition as a Fetch response reports it."""
+    if not listed:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=64 * 1024)
+    await consumer.start()
+    try:
+        by_kafka_tp = {KafkaTopicPartition(tp.topic, tp.partition): tp for tp in listed}
+        consumer.assign(list(by_kafka_tp))
+        for kafka_tp, tp in by_kafka_tp.items():
+            consumer.seek(kafka_tp, max(listed[tp], 0))
+        found: dict[TP, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(found) < len(by_kafka_tp) and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=1)
+            for kafka_tp, tp in by_kafka_tp.items():
+                highwater = consumer.highwater(kafka_tp)
+                if highwater is not None:
+                    found[tp] = highwater
+                    consumer.pause(kafka_tp)
+        return {tp: max(offset, found.get(tp, offset)) for tp, offset in listed.items()}
+    finally:
+        await consumer.stop()
+
+
+class FetchHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker_consumer)
+        return await fetch_highwaters(bootstrap, listed)
+
+
+class FetchHighwaterConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> FetchHighwaterConsumerThread:
+        return FetchHighwaterConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class FetchHighwaterTransport(faust_aiokafka.Transport):
+    Consumer = FetchHighwaterConsumer
+
+
+def install(app: object) -> None:
+    """Make `app` use this transport (before the app starts)."""
+    conf = app.conf  # type: ignore[attr-defined]
+    app.transport = FetchHighwaterTransport(conf.broker_consumer, app, loop=app.loop)  # type: ignore[attr-defined]
