@@ -28,6 +28,14 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# HDEL the period's mark only if it still has the value the leader read before aggregating.
+_CLEAR_MARK_IF_UNCHANGED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts
 
 
@@ -68,7 +76,8 @@ class RedisKeys:
 
     @property
     def dirty_periods(self) -> str:
-        # Internal: periods whose block/rank keys the leader must recompute.
+        # Internal hash: period -> number of times marked; the leader recomputes block and
+        # rank keys of marked periods.
         return f"{self.prefix}internal:dirty-periods"
 
 
@@ -81,7 +90,7 @@ class SnapshotPublisher:
         self._dirty: set[tuple[str, str]] = set()
         self._failures = 0
         self._next_attempt = 0.0
-        self._taken_periods: set[str] = set()  # taken from Redis, not yet aggregated
+        self._clear_mark = client.register_script(_CLEAR_MARK_IF_UNCHANGED)
         self.block_counts: dict[tuple[str, str], dict[str, int]] = {}  # (block, period) -> counts
 
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -138,21 +147,18 @@ class SnapshotPublisher:
                     if has_any_count(counts):
                         pipe.hset(key, mapping=agency_hash(counts, updated_at))
                     periods.add(period)
-                if periods:
-                    pipe.sadd(self.keys.dirty_periods, *periods)
+                for period in periods:
+                    pipe.hincrby(self.keys.dirty_periods, period, 1)
                 if start == 0 and agency_docs:
                     pipe.hset(self.keys.agencies, mapping={code: orjson.dumps(doc) for code, doc in agency_docs.items()})
                 await pipe.execute()
 
     async def _aggregate(self, always: set[str]) -> None:
         """Leader only: block/national hashes and rank zsets for dirty and current periods."""
-        # Take the dirty set atomically: a period marked again after this is in the next round.
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.smembers(self.keys.dirty_periods)
-            pipe.delete(self.keys.dirty_periods)
-            taken, _ = await pipe.execute()
-        self._taken_periods |= {p.decode() for p in taken}
-        periods = sorted(self._taken_periods | always)
+        # Marks stay in Redis until their period is aggregated, and are cleared only when no
+        # worker marked the period again meanwhile: a leader that dies mid-way loses nothing.
+        marks = {p.decode(): v for p, v in (await self._client.hgetall(self.keys.dirty_periods)).items()}
+        periods = sorted(set(marks) | always)
         codes = [agency.code for agency in self._registry]
         updated_at = datetime.now(timezone.utc)
         for period in periods:
@@ -179,7 +185,8 @@ class SnapshotPublisher:
                         if scores:
                             pipe.zadd(self.keys.rank(block, period), scores)
                 await pipe.execute()
-            self._taken_periods.discard(period)
+            if period in marks:
+                await self._clear_mark(keys=[self.keys.dirty_periods], args=[period, marks[period]])
 
     def agency_doc(
         self, code: str, last_event_us: int | None, last_heartbeat_us: int | None, status: str

@@ -115,6 +115,10 @@ def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, sta
         return sets
 
     valid_today = {a.code for a in REGISTRY.valid_on(today_local())}
-    first_owned, second_owned = wait_until(lambda: (o := owners()) if o[0] | o[1] == valid_today else None, 60, "both workers exporting")
+    def split_between_both() -> list[set[str]] | None:
+        sets = owners()
+        return sets if sets[0] | sets[1] == valid_today else None
+
+    first_owned, second_owned = wait_until(split_between_both, 60, "both workers exporting")
     assert first_owned and second_owned
     assert not first_owned & second_owned
