@@ -1,20 +1,37 @@
-"""The agency registry (contract section 4): pure data, loaded from streams/data/registry.json."""
+"""The agency registry (contract section 4): which codes exist, and on which days each one is valid.
+
+Pure data and pure Python. The data is `streams/data/registry.json` (its schema is
+`schemas/registry.v1.json`); it keeps the 2025 reorganisations as history: a unit that was merged
+away keeps its code, with a `valid_to` and the `successor` that took it over the next day, so that
+figures of any past period stay attached to the unit that produced them and can be restated onto
+today's units by following successors.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from streams.errors import RegistryError
+from streams.errors import ConfigError, RegistryError
+
+BLOCKS = ("ministry", "province")
+# Codes are Kafka message keys and Prometheus label values (contract section 1 and 5).
+CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}")
+ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+RENDER_FORMATS = ("json", "table")
 
 
 @dataclass(frozen=True, slots=True)
 class Agency:
+    """One code of the registry; `valid_from` and `valid_to` are Asia/Ho_Chi_Minh dates, both inclusive."""
+
     code: str
     name: str
     name_en: str
@@ -28,31 +45,61 @@ class Agency:
     def is_valid_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
 
+    def to_json(self) -> dict[str, str | None]:
+        """The object `emc registry list --format json` prints for this agency."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "name_en": self.name_en,
+            "short_name": self.short_name,
+            "block": self.block,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to is not None else None,
+            "successor": self.successor,
+        }
+
 
 class Registry:
-    def __init__(self, agencies: list[Agency]) -> None:
-        self._agencies = agencies
-        self._by_code = {a.code: a for a in agencies}
-        if len(self._by_code) != len(agencies):
-            raise RegistryError("duplicate agency codes")
-        for agency in agencies:
-            _check(agency, self._by_code)
+    """The agencies in file order, checked for consistency when built."""
+
+    __slots__ = ("_agencies", "_by_code")
+
+    def __init__(self, agencies: Iterable[Agency]) -> None:
+        self._agencies = tuple(agencies)
+        self._by_code: dict[str, Agency] = {}
+        for agency in self._agencies:
+            if agency.code in self._by_code:
+                raise RegistryError(f"{agency.code}: code appears twice")
+            self._by_code[agency.code] = agency
+        # Every unit's own fields first, so that a bad date is reported on its unit, not on a predecessor.
+        for agency in self._agencies:
+            _check_fields(agency)
+        for agency in self._agencies:
+            _check_handover(agency, self._by_code)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Registry:
-        text = path.read_text("utf-8") if path else resources.files("streams").joinpath("data/registry.json").read_text("utf-8")
-        data = json.loads(text)
-        agencies = [
-            Agency(
-                code=a["code"], name=unicodedata.normalize("NFC", a["name"]), name_en=a.get("name_en", a["name"]),
-                short_name=a.get("short_name", a["name"]), block=a["block"],
-                valid_from=date.fromisoformat(a["valid_from"]),
-                valid_to=date.fromisoformat(a["valid_to"]) if a.get("valid_to") else None,
-                successor=a.get("successor"), aliases=tuple(a.get("aliases", ())),
-            )
-            for a in data["agencies"]
-        ]
-        return cls(agencies)
+        """The registry at `path`, or the one shipped in the package."""
+        try:
+            if path is None:
+                text = resources.files("streams").joinpath("data/registry.json").read_text(encoding="utf-8")
+            else:
+                text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RegistryError(f"cannot read the registry: {exc}") from exc
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"the registry is not valid JSON: {exc}") from exc
+        return cls.from_document(document)
+
+    @classmethod
+    def from_document(cls, document: Any) -> Registry:
+        """A registry from the parsed JSON document (the shape of schemas/registry.v1.json)."""
+        if not isinstance(document, dict) or not isinstance(document.get("agencies"), list):
+            raise RegistryError("the registry must be an object with an 'agencies' list")
+        source_ids = {source.get("id") for source in document.get("sources", []) if isinstance(source, dict)}
+        return cls(_parse_agency(entry, index, source_ids) for index, entry in enumerate(document["agencies"]))
 
     def get(self, code: str) -> Agency | None:
         return self._by_code.get(code)
@@ -66,66 +113,173 @@ class Registry:
     def __len__(self) -> int:
         return len(self._agencies)
 
+    def __repr__(self) -> str:
+        return f"Registry({len(self._agencies)} agencies)"
+
     def valid_on(self, day: date) -> list[Agency]:
-        return [a for a in self._agencies if a.is_valid_on(day)]
+        return [agency for agency in self._agencies if agency.is_valid_on(day)]
 
     def by_block(self, block: str) -> list[Agency]:
-        return [a for a in self._agencies if a.block == block]
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+        return [agency for agency in self._agencies if agency.block == block]
 
     def successor_chain(self, code: str) -> list[str]:
-        """`code` and its successors, in order, up to the unit that has none."""
-        chain = [code]
-        while (agency := self._by_code.get(chain[-1])) is not None and agency.successor is not None:
-            if agency.successor in chain:
-                raise RegistryError(f"successor cycle through {agency.successor}")
-            chain.append(agency.successor)
+        """`code` followed by its successor, that one's successor, and so on to a unit that has none.
+
+        Finite: loading checked that each successor is valid the day after its predecessor ends, so
+        `valid_to` strictly increases along a chain and no chain can loop.
+        """
+        agency = self._require(code)
+        chain = [agency.code]
+        while agency.successor is not None:
+            agency = self._by_code[agency.successor]
+            chain.append(agency.code)
         return chain
 
-    def final_successor(self, code: str) -> str:
-        """The unit that `code`'s figures are restated onto today (itself when never merged)."""
-        return self.successor_chain(code)[-1]
+    def final_successor(self, code: str, on: date | None = None) -> str:
+        """The unit that carries `code`'s figures on day `on`: `code` while it is valid (or not yet
+        valid), else the successor it handed over to, followed as far as needed. Without `on`, the
+        end of the chain."""
+        agency = self._require(code)
+        while agency.successor is not None and (on is None or _ended_before(agency, on)):
+            agency = self._by_code[agency.successor]
+        return agency.code
 
-    def to_json_list(self) -> list[dict]:
-        return [
-            {"code": a.code, "name": a.name, "name_en": a.name_en, "short_name": a.short_name, "block": a.block,
-             "valid_from": a.valid_from.isoformat(), "valid_to": a.valid_to.isoformat() if a.valid_to else None,
-             "successor": a.successor}
-            for a in self._agencies
-        ]
+    def predecessors(self, code: str) -> list[str]:
+        """The codes whose `successor` is `code`, in file order (what a merged unit was formed from)."""
+        self._require(code)
+        return [agency.code for agency in self._agencies if agency.successor == code]
+
+    def to_json_list(self) -> list[dict[str, str | None]]:
+        """Exactly the objects `emc registry list --format json` prints, in file order."""
+        return [agency.to_json() for agency in self._agencies]
+
+    def _require(self, code: str) -> Agency:
+        agency = self._by_code.get(code)
+        if agency is None:
+            raise KeyError(code)
+        return agency
 
 
-def _check(agency: Agency, by_code: dict[str, Agency]) -> None:
-    if agency.block not in ("ministry", "province"):
-        raise RegistryError(f"{agency.code}: block {agency.block!r} is not ministry or province")
+def _ended_before(agency: Agency, day: date) -> bool:
+    return agency.valid_to is not None and agency.valid_to < day
+
+
+def render_registry(registry: Registry, fmt: str, on: date | None = None) -> str:
+    """The registry as `emc registry list` prints it; with `on`, only the agencies valid that day."""
+    agencies = [agency for agency in registry if on is None or agency.is_valid_on(on)]
+    if fmt == "json":
+        return json.dumps([agency.to_json() for agency in agencies], ensure_ascii=False, indent=2)
+    if fmt == "table":
+        return _render_table(agencies)
+    raise ConfigError(f"unknown registry format {fmt!r}: use one of {', '.join(RENDER_FORMATS)}")
+
+
+TABLE_COLUMNS = ("code", "block", "name", "valid_from", "valid_to", "successor")
+
+
+def _render_table(agencies: list[Agency]) -> str:
+    rows = [
+        (
+            agency.code,
+            agency.block,
+            unicodedata.normalize("NFC", agency.name),
+            agency.valid_from.isoformat(),
+            agency.valid_to.isoformat() if agency.valid_to is not None else "",
+            agency.successor or "",
+        )
+        for agency in agencies
+    ]
+    widths = [max(display_width(cell) for cell in column) for column in zip(TABLE_COLUMNS, *rows)]
+    return "\n".join(
+        "  ".join(_pad(cell, width) for cell, width in zip(row, widths)).rstrip() for row in [TABLE_COLUMNS, *rows]
+    )
+
+
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: combining marks take none (a name typed in NFD carries its tone
+    marks as separate code points), East Asian wide and fullwidth characters take two."""
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text
+    )
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
+def _parse_agency(entry: Any, index: int, source_ids: set[str]) -> Agency:
+    where = f"agency #{index}"
+    if not isinstance(entry, dict):
+        raise RegistryError(f"{where}: must be an object")
+    where = f"agency #{index} ({entry.get('code', 'no code')})"
+    try:
+        aliases = entry.get("aliases", [])
+        sources = entry["source"]
+        if not isinstance(aliases, list) or not isinstance(sources, list):
+            raise TypeError("aliases and source must be lists")
+        unknown_sources = [source for source in sources if source not in source_ids]
+        if unknown_sources:
+            raise RegistryError(f"{where}: unknown source {', '.join(map(str, unknown_sources))}")
+        return Agency(
+            code=_text(entry["code"]),
+            name=_name(entry["name"]),
+            name_en=_text(entry["name_en"]),
+            short_name=_name(entry["short_name"]),
+            block=_text(entry["block"]),
+            valid_from=_date(entry["valid_from"]),
+            valid_to=None if entry["valid_to"] is None else _date(entry["valid_to"]),
+            successor=None if entry["successor"] is None else _text(entry["successor"]),
+            aliases=tuple(_name(alias) for alias in aliases),
+        )
+    except KeyError as exc:
+        raise RegistryError(f"{where}: missing field {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{where}: {exc}") from exc
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _name(value: Any) -> str:
+    # Stored NFC so that equal names compare equal whatever form the file or a bulletin used.
+    return unicodedata.normalize("NFC", _text(value))
+
+
+def _date(value: Any) -> date:
+    # fromisoformat alone would also take '20250630' and week dates such as '2025-W27-2'.
+    if not isinstance(value, str) or not ISO_DATE_PATTERN.fullmatch(value):
+        raise ValueError(f"expected a YYYY-MM-DD date, got {value!r}")
+    return date.fromisoformat(value)
+
+
+def _check_fields(agency: Agency) -> None:
+    if not CODE_PATTERN.fullmatch(agency.code):
+        raise RegistryError(f"{agency.code!r}: a code must match {CODE_PATTERN.pattern} (ASCII, no spaces)")
+    if agency.block not in BLOCKS:
+        raise RegistryError(f"{agency.code}: block {agency.block!r} is not one of {', '.join(BLOCKS)}")
     if agency.valid_to is not None and agency.valid_to < agency.valid_from:
-        raise RegistryError(f"{agency.code}: valid_to before valid_from")
+        raise RegistryError(f"{agency.code}: valid_to {agency.valid_to} is before valid_from {agency.valid_from}")
+
+
+def _check_handover(agency: Agency, by_code: dict[str, Agency]) -> None:
+    """A unit with a successor ends, and its successor is valid the very next day: no gap in which the
+    unit's figures have nowhere to go."""
     if agency.successor is None:
         return
     successor = by_code.get(agency.successor)
     if successor is None:
         raise RegistryError(f"{agency.code}: successor {agency.successor} is not in the registry")
     if agency.valid_to is None:
-        raise RegistryError(f"{agency.code}: has a successor but no valid_to")
-    if not successor.is_valid_on(agency.valid_to + timedelta(days=1)):
-        raise RegistryError(f"{agency.code}: successor {successor.code} is not valid the day after {agency.valid_to}")
-
-
-def _width(text: str) -> int:
-    # Combining marks take no column; NFC text has few, but names typed in NFD have many.
-    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
-
-
-def render_registry(registry: Registry, fmt: str, on: date | None = None) -> str:
-    rows = [r for r, a in zip(registry.to_json_list(), registry) if on is None or a.is_valid_on(on)]
-    if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False, indent=2)
-    columns = ("code", "block", "name", "valid_from", "valid_to", "successor")
-    cells = [[str(r[c]) if r[c] is not None else "" for c in columns] for r in rows]
-    widths = [max(_width(c) for c in [name, *(row[i] for row in cells)]) for i, name in enumerate(columns)]
-    lines = ["  ".join(_pad(name, w) for name, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
+        raise RegistryError(f"{agency.code}: has successor {agency.successor} but no valid_to")
+    handover = agency.valid_to + timedelta(days=1)
+    if not successor.is_valid_on(handover):
+        raise RegistryError(
+            f"{agency.code}: successor {successor.code} is not valid on {handover}, the day after valid_to"
+        )
+    if successor.block != agency.block:
+        raise RegistryError(f"{agency.code}: successor {successor.code} is in another block")
