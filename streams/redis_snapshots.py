@@ -1,10 +1,12 @@
 """Redis snapshots (contract section 5), written in batches from a timer.
 
-Each worker writes the hashes of the agencies it owns, from its table state, whole. The
-leader (the owner of state partition 0) then sums agency hashes into block and national
-hashes and rebuilds the rank zsets, for every period some worker marked dirty. Nothing is
-lost while Redis is away: dirty marks are only cleared after a successful MULTI/EXEC, and
-each write is recomputed from the tables, so catching up is just the next flush.
+Each worker writes the hashes of the agencies it owns, from its table state, whole. One Lua
+script per (agency, period) does the rest atomically inside Redis: it compares the new counts
+with the stored hash, applies the difference to the block and national hashes, and updates
+the agency's place in the rank zset. Writing the same counts twice changes nothing, so the
+block sums stay exact through replays, restarts and any number of workers, with no leader
+re-reading every agency. Nothing is lost while Redis is away: dirty rows are only forgotten
+after a successful write, and each write is recomputed from the tables.
 """
 
 from __future__ import annotations
@@ -23,26 +25,90 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from streams.domain.registry import Registry
-from streams.domain.snapshot import agency_hash, counts_from_hash, has_any_count, rank_scores, sum_counts
+from streams.domain.dossier import COUNT_FIELDS
+from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# HDEL the period's mark only if it still has the value the leader read before aggregating.
-_CLEAR_MARK_IF_UNCHANGED = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
-
 CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts
+
+# KEYS: agency hash, block hash, national hash, block rank zset.
+# ARGV: agency code, updated_at, then one integer per COUNT_FIELDS, in that order.
+# Counts are integers well below 2^53 (Lua numbers are doubles): a year of national fees in
+# đồng is about 10^13.
+_WRITE_AGENCY_SNAPSHOT = """
+local fields = {%(fields)s}
+local n = #fields
+local RESOLVED, FULL = %(resolved)d, %(full)d
+local agency, updated_at = ARGV[1], ARGV[2]
+local old = redis.call('HMGET', KEYS[1], unpack(fields))
+local new, any = {}, false
+for i = 1, n do
+  new[i] = tonumber(ARGV[2 + i])
+  if new[i] ~= 0 then any = true end
+end
+local changed = false
+for i = 1, n do
+  local diff = new[i] - (tonumber(old[i]) or 0)
+  if diff ~= 0 then
+    changed = true
+    redis.call('HINCRBY', KEYS[2], fields[i], diff)
+    redis.call('HINCRBY', KEYS[3], fields[i], diff)
+  end
+end
+if any then
+  local args = {}
+  for i = 1, n do args[#args + 1] = fields[i]; args[#args + 1] = new[i] end
+  args[#args + 1] = 'updated_at'; args[#args + 1] = updated_at
+  redis.call('HSET', KEYS[1], unpack(args))
+  if new[RESOLVED] > 0 then
+    local rate = new[FULL] / new[RESOLVED]
+    redis.call('HSET', KEYS[1], 'full_online_rate', string.format('%%.6f', rate))
+    redis.call('ZADD', KEYS[4], string.format('%%.17g', rate), agency)
+  else
+    redis.call('HDEL', KEYS[1], 'full_online_rate')
+    redis.call('ZREM', KEYS[4], agency)
+  end
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], agency)
+end
+if changed then
+  for _, key in ipairs({KEYS[2], KEYS[3]}) do
+    local values = redis.call('HMGET', key, unpack(fields))
+    local nonzero = false
+    for i = 1, n do if (tonumber(values[i]) or 0) ~= 0 then nonzero = true end end
+    if nonzero then
+      for i = 1, n do if not values[i] then redis.call('HSET', key, fields[i], 0) end end
+      redis.call('HSET', key, 'updated_at', updated_at)
+      local resolved = tonumber(values[RESOLVED]) or 0
+      if resolved > 0 then
+        redis.call('HSET', key, 'full_online_rate', string.format('%%.6f', (tonumber(values[FULL]) or 0) / resolved))
+      else
+        redis.call('HDEL', key, 'full_online_rate')
+      end
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
+return changed and 1 or 0
+""" % {
+    "fields": ", ".join(f"'{name}'" for name in COUNT_FIELDS),
+    "resolved": COUNT_FIELDS.index("resolved") + 1,
+    "full": COUNT_FIELDS.index("full_online") + 1,
+}
 
 
 def _rfc3339(us: int | None) -> str | None:
     if us is None:
         return None
     return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _rfc3339_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -74,11 +140,6 @@ class RedisKeys:
     def agencies(self) -> str:
         return f"{self.prefix}agencies"
 
-    @property
-    def dirty_periods(self) -> str:
-        # Internal hash: period -> number of times marked; the leader recomputes block and
-        # rank keys of marked periods.
-        return f"{self.prefix}internal:dirty-periods"
 
 
 class SnapshotPublisher:
@@ -90,7 +151,7 @@ class SnapshotPublisher:
         self._dirty: set[tuple[str, str]] = set()
         self._failures = 0
         self._next_attempt = 0.0
-        self._clear_mark = client.register_script(_CLEAR_MARK_IF_UNCHANGED)
+        self._write_script = client.register_script(_WRITE_AGENCY_SNAPSHOT)
         self.block_counts: dict[tuple[str, str], dict[str, int]] = {}  # (block, period) -> counts
 
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -114,79 +175,58 @@ class SnapshotPublisher:
         try:
             await self._write_agencies(dirty, read_counts, agency_docs)
             if leader_periods is not None:
-                await self._aggregate(set(leader_periods))
-        except (RedisError, OSError) as exc:
-            self._dirty |= dirty
-            self._failures += 1
-            delay = min(0.5 * 2 ** (self._failures - 1), 30.0)
-            self._next_attempt = now + delay
-            log.warning(
-                "redis unreachable, snapshots kept for retry: %s",
-                exc,
-                extra={"event": "redis_retry", "attempt": self._failures, "retry_in_s": delay, "pending": len(self._dirty)},
-            )
+                await self.read_blocks(leader_periods)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._retry_later(dirty, now, "redis unreachable, snapshots kept for retry: %s", exc)
+            return False
+        except RedisError as exc:
+            self._retry_later(dirty, now, "redis refused a snapshot write, kept for retry: %s", exc)
             return False
         if self._failures:
             log.warning("redis reachable again after %d failed attempts; snapshots caught up", self._failures)
         self._failures = 0
         return True
 
+    def _retry_later(self, dirty: set[tuple[str, str]], now: float, message: str, exc: Exception) -> None:
+        self._dirty |= dirty
+        self._failures += 1
+        delay = min(0.5 * 2 ** (self._failures - 1), 30.0)
+        self._next_attempt = now + delay
+        log.warning(message, exc, extra={"event": "redis_retry", "attempt": self._failures, "retry_in_s": delay,
+                                         "pending": len(self._dirty)})
+
     async def _write_agencies(
         self, dirty: set[tuple[str, str]], read_counts: CountsReader, agency_docs: Mapping[str, dict]
     ) -> None:
-        updated_at = datetime.now(timezone.utc)
+        updated_at = _rfc3339_now()
         ordered = sorted(dirty)
-        for start in range(0, max(len(ordered), 1), 500):
-            chunk = ordered[start : start + 500]
-            async with self._client.pipeline(transaction=True) as pipe:
-                periods: set[str] = set()
-                for agency, period in chunk:
-                    key = self.keys.agency(agency, period)
-                    counts = read_counts(agency, period)
-                    pipe.delete(key)
-                    if has_any_count(counts):
-                        pipe.hset(key, mapping=agency_hash(counts, updated_at))
-                    periods.add(period)
-                for period in periods:
-                    pipe.hincrby(self.keys.dirty_periods, period, 1)
-                if start == 0 and agency_docs:
-                    pipe.hset(self.keys.agencies, mapping={code: orjson.dumps(doc) for code, doc in agency_docs.items()})
-                await pipe.execute()
-
-    async def _aggregate(self, always: set[str]) -> None:
-        """Leader only: block/national hashes and rank zsets for dirty and current periods."""
-        # Marks stay in Redis until their period is aggregated, and are cleared only when no
-        # worker marked the period again meanwhile: a leader that dies mid-way loses nothing.
-        marks = {p.decode(): v for p, v in (await self._client.hgetall(self.keys.dirty_periods)).items()}
-        periods = sorted(set(marks) | always)
-        codes = [agency.code for agency in self._registry]
-        updated_at = datetime.now(timezone.utc)
-        for period in periods:
+        for start in range(0, len(ordered), 500):
             async with self._client.pipeline(transaction=False) as pipe:
-                for code in codes:
-                    pipe.hgetall(self.keys.agency(code, period))
-                hashes = await pipe.execute()
-            by_block: dict[str, dict[str, dict[str, int]]] = {"ministry": {}, "province": {}}
-            for code, fields in zip(codes, hashes):
-                if fields:
-                    block = self._registry.get(code).block  # type: ignore[union-attr]
-                    by_block[block][code] = counts_from_hash(fields)
-            async with self._client.pipeline(transaction=True) as pipe:
-                national = sum_counts(c for members in by_block.values() for c in members.values())
-                for block, members in (*by_block.items(), ("national", None)):
-                    counts = national if members is None else sum_counts(members.values())
-                    self.block_counts[(block, period)] = counts
-                    pipe.delete(self.keys.block(block, period))
-                    if has_any_count(counts):
-                        pipe.hset(self.keys.block(block, period), mapping=agency_hash(counts, updated_at))
-                    if members is not None:
-                        pipe.delete(self.keys.rank(block, period))
-                        scores = rank_scores(members)
-                        if scores:
-                            pipe.zadd(self.keys.rank(block, period), scores)
+                for agency, period in ordered[start : start + 500]:
+                    block = self._block_of(agency)
+                    counts = read_counts(agency, period)
+                    keys = [self.keys.agency(agency, period), self.keys.block(block, period),
+                            self.keys.block("national", period), self.keys.rank(block, period)]
+                    args = [agency, updated_at, *(int(counts.get(name, 0)) for name in COUNT_FIELDS)]
+                    # Via the pipeline, redis-py loads the script first when the server lacks
+                    # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.
+                    await self._write_script(keys=keys, args=args, client=pipe)
                 await pipe.execute()
-            if period in marks:
-                await self._clear_mark(keys=[self.keys.dirty_periods], args=[period, marks[period]])
+        if agency_docs:
+            await self._client.hset(self.keys.agencies, mapping={code: orjson.dumps(doc) for code, doc in agency_docs.items()})
+
+    def _block_of(self, agency: str) -> str:
+        known = self._registry.get(agency)
+        return known.block if known is not None else "province"
+
+    async def read_blocks(self, periods: Iterable[str]) -> None:
+        """Refresh `block_counts` for these periods (for the leader's block gauges)."""
+        wanted = [(block, period) for period in periods for block in ("ministry", "province", "national")]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for block, period in wanted:
+                pipe.hgetall(self.keys.block(block, period))
+            hashes = await pipe.execute()
+        self.block_counts = {pair: counts_from_hash(fields) for pair, fields in zip(wanted, hashes)}
 
     def agency_doc(
         self, code: str, last_event_us: int | None, last_heartbeat_us: int | None, status: str
