@@ -130,8 +130,16 @@ def measure_throughput(settings: Settings, workdir: Path, n_events: int) -> None
         say(f"ratio pipeline / raw: {rate / raw:.3f}")
         latency(settings)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        stop(worker)
+
+
+def stop(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def latency(settings: Settings, rate_per_s: int = 500, seconds: int = 20) -> None:
@@ -202,8 +210,7 @@ def measure_restart(settings: Settings, workdir: Path, dossiers: int) -> None:
         time.sleep(0.05)
     say(f"restart with {dossiers:,} dossiers in state ({size / 2**20:,.0f} MiB on disk): "
         f"{time.monotonic() - killed:.1f} s from SIGKILL to a new event in Redis")
-    worker.terminate()
-    worker.wait(30)
+    stop(worker)
 
 
 def main() -> int:

@@ -33,6 +33,8 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_LINGER_S = 0.05
+
 
 def state_partition_for(agency_code: str, partitions: int) -> int:
     """The batch/state partition of an agency: Kafka's default (murmur2) partitioner.
@@ -169,6 +171,12 @@ class IngestStage:
         assert self._consumer is not None
         while True:
             records = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
+            if records and sum(map(len, records.values())) < self._settings.batch_max_events:
+                # A trickle: wait a little for more, so that the state stage gets batches, not
+                # single events, each paying Faust's per-message cost and a round of row writes.
+                await asyncio.sleep(_LINGER_S)
+                for tp, more in (await self._consumer.getmany(timeout_ms=0, max_records=20_000)).items():
+                    records.setdefault(tp, []).extend(more)
             if records:
                 async with self._lock:
                     await self._deliver(records)
