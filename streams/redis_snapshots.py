@@ -157,10 +157,6 @@ class SnapshotPublisher:
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._dirty.update(pairs)
 
-    @property
-    def pending(self) -> int:
-        return len(self._dirty)
-
     async def flush(
         self,
         read_counts: CountsReader,

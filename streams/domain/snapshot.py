@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from streams.domain.dossier import COUNT_FIELDS
 
 AGENCY_STATUSES: tuple[str, ...] = ("connected", "silent", "maintenance", "never")
-BLOCKS: tuple[str, ...] = ("ministry", "province")
 
 
 def counts_from_hash(fields: Mapping[str | bytes, str | bytes]) -> dict[str, int]:
