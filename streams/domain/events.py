@@ -63,6 +63,8 @@ RFC3339_PATTERN = re.compile(
     r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+_match_rfc3339 = RFC3339_PATTERN.fullmatch
+_match_agency_code = AGENCY_CODE_PATTERN.fullmatch
 
 # Fields that each type requires beyond the five every event has.
 REQUIRED_FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -191,7 +193,9 @@ def rfc3339_to_us(text: str) -> int:
     Digits beyond the microsecond are truncated (never rounded into the next second).
     Raises InvalidEvent("schema", ...) when the text is not such a timestamp.
     """
-    if not isinstance(text, str) or RFC3339_PATTERN.fullmatch(text) is None:
+    if not isinstance(text, str):
+        raise _schema_error(f"{_json_type(text)} is not an RFC 3339 string")
+    if _match_rfc3339(text) is None:
         raise _schema_error(f"{text!r} is not an RFC 3339 timestamp with an offset")
     if text[-1] == "z":
         text = text[:-1] + "Z"  # the one spelling the pattern allows and fromisoformat does not
@@ -236,10 +240,8 @@ def _boolean(name: str, value: object) -> bool:
 
 
 def _timestamp(name: str, value: object) -> int:
-    if not isinstance(value, str):
-        raise _schema_error(f"{name}: {_json_type(value)} is not an RFC 3339 string")
     try:
-        return rfc3339_to_us(value)
+        return rfc3339_to_us(value)  # type: ignore[arg-type]
     except InvalidEvent as exc:
         raise _schema_error(f"{name}: {exc.detail}") from None
 
@@ -285,7 +287,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
             raise _schema_error(f"{name}: required for type {kind}")
 
     event_id = _string("event_id", event_id, EVENT_ID_MAX_LENGTH)
-    if not isinstance(agency_code, str) or AGENCY_CODE_PATTERN.fullmatch(agency_code) is None:
+    if not isinstance(agency_code, str) or _match_agency_code(agency_code) is None:
         raise _schema_error(f"agency_code: {agency_code!r} does not match {AGENCY_CODE_PATTERN.pattern}")
     occurred_at_us = _timestamp("occurred_at", occurred_at)
 
