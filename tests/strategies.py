@@ -7,7 +7,7 @@ Encode them with `orjson.dumps` to get message values for `parse_event`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from hypothesis import strategies as st
 
