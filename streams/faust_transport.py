@@ -12,7 +12,6 @@ on Apache Kafka, where the two agree, and on Tansu.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 

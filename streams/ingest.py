@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
@@ -83,8 +84,6 @@ def validate_record(
 def _guess_type(raw: bytes) -> str:
     # For the metric label only: the type a bad event claims, when it can be read at all.
     try:
-        import orjson
-
         claimed = orjson.loads(raw).get("type")
         return claimed if isinstance(claimed, str) and len(claimed) <= 32 and claimed.isidentifier() else "unknown"
     except Exception:  # noqa: BLE001 - any unreadable input is simply "unknown"

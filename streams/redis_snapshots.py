@@ -141,10 +141,8 @@ class RedisKeys:
         return f"{self.prefix}agencies"
 
 
-
 class SnapshotPublisher:
     def __init__(self, settings: Settings, registry: Registry, client: aioredis.Redis) -> None:
-        self._settings = settings
         self._registry = registry
         self._client = client
         self.keys = RedisKeys(settings.redis_prefix)

@@ -18,7 +18,6 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
