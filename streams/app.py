@@ -29,11 +29,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from streams import faust_transport
 from streams.codec import decode_batch
+from streams.control import ControlFeed, TargetsPublisher
+from streams.domain.control import agency_control_fields, current_agency_targets
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.domain.snapshot import agency_status
 from streams.ingest import DeadLetter, IngestStage, state_partition_for
 from streams.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
+from streams.redis_rankings import RankingPublisher
 from streams.redis_snapshots import SnapshotPublisher, connect
 from streams.settings import Settings
 from streams.state import (
@@ -74,8 +77,11 @@ class Worker:
     metrics: WorkerMetrics
     ingest: IngestStage
     publisher: SnapshotPublisher | None = None
+    rankings: RankingPublisher | None = None  # the leader's ranking lists
     owned_partitions: frozenset[int] = frozenset()
     in_sync: bool = False
+    control: ControlFeed | None = None  # targets and maintenance, from the whole control topic
+    targets_publisher: TargetsPublisher | None = None
     _agency_partition: dict[str, int] = field(default_factory=dict)
 
     def owned_agencies(self) -> list[str]:
@@ -145,6 +151,13 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     async def run_ingest() -> None:
         await worker.ingest.run()
 
+    control_feed = worker.control = ControlFeed(settings, registry)
+
+    @app.task
+    async def run_control_feed() -> None:
+        worker.targets_publisher = TargetsPublisher(connect(settings), settings.redis_prefix)
+        await control_feed.run()
+
     @app.task
     async def run_snapshots() -> None:
         worker.publisher = SnapshotPublisher(settings, registry, connect(settings))
@@ -154,6 +167,20 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
                 await _tick(worker)
             except Exception:  # noqa: BLE001 - a failed tick is logged and retried next tick
                 log.exception("snapshot tick failed")
+
+    @app.task
+    async def run_rankings() -> None:
+        # Its own loop, so the leader's ranking rebuilds never hold back its snapshots.
+        worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings))
+        while True:
+            await asyncio.sleep(settings.snapshot_interval_s)
+            if not worker.is_leader or not worker.in_sync:
+                continue
+            now = datetime.now(timezone.utc)
+            try:
+                await worker.rankings.publish(current_periods(now).values(), today_local(now))
+            except Exception:  # noqa: BLE001 - a failed rebuild is logged and retried next round
+                log.exception("rankings rebuild failed")
 
     return worker
 
@@ -181,6 +208,9 @@ async def _tick(worker: Worker) -> None:
     owned = _active_partitions(worker)
     if owned is None:
         return  # rebalancing or restoring tables: state is not complete yet
+    if worker.control is None or not worker.control.ready:
+        return  # the control topic (targets, maintenance windows) is not read to its end yet
+    control = worker.control.state
     if owned != worker.owned_partitions or not worker.in_sync:
         # New partitions (or a restart): everything they hold may be missing from Redis,
         # e.g. rows written just before a crash. Re-publish all of their rows.
@@ -190,6 +220,7 @@ async def _tick(worker: Worker) -> None:
         publisher.mark_dirty(pair for pair in rows if pair[0] in owned_agencies)
         worker.in_sync = True
         log.info("owning state partitions %s (%d agencies)", sorted(owned), len(owned_agencies))
+    publisher.forget_dirty_except(set(worker.owned_agencies()))
 
     now = datetime.now(timezone.utc)
     now_us = int(now.timestamp() * 1_000_000)
@@ -200,17 +231,21 @@ async def _tick(worker: Worker) -> None:
     for code in worker.owned_agencies():
         agency = worker.registry.get(code)
         row = read_agency_row(worker.stores.agencies, code)
-        status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, False)
+        in_maintenance = control.maintenance_at(code, now_us) is not None
+        status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, in_maintenance)
         docs[code] = publisher.agency_doc(code, row.last_event_us, row.last_heartbeat_us, status)
+        docs[code].update(agency_control_fields(control, code, now_us, periods["month"]))
         if agency is None or not agency.is_valid_on(today):
             continue
         counts = {w: read_counter_row(worker.stores.counters, code, periods[w]).counts for w in WINDOWS}
-        views.append(AgencyView(code, agency.block, agency.name, status, False, row.last_event_us, row.last_heartbeat_us, counts))
+        views.append(AgencyView(code, agency.block, agency.name, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
 
     def read_counts(agency: str, period: str) -> dict[str, int]:
         return read_counter_row(worker.stores.counters, agency, period).counts
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
+    if worker.targets_publisher is not None:  # emc:v1:targets:{period}, by the leader
+        await worker.targets_publisher.sync(control, worker.is_leader)
 
     block_counts = {}
     targets = {}
@@ -224,10 +259,22 @@ async def _tick(worker: Worker) -> None:
     worker.metrics.collector.view = MetricsView(
         agencies=tuple(views),
         block_counts_by_window=block_counts,
-        targets=targets,
+        targets={**targets, **current_agency_targets(control, (view.code for view in views), periods)},
         input_lag={(worker.settings.input_topic, p): lag for p, lag in worker.ingest.stats.lag.items()},
         worker=worker.settings.worker_name or socket.gethostname(),
     )
+
+
+class _QuietFaustWorker(faust.Worker):
+    """A Faust worker without the terminal spinner.
+
+    Faust's spinner sets the root logger to DEBUG (filtering in its handler), so every
+    `log.debug` in aiokafka and Faust built a LogRecord and spun the spinner: under load that
+    cost about a sixth of the worker's time. Without it the root level stays as configured.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
 
 
 def run_worker(settings: Settings) -> None:
@@ -240,7 +287,7 @@ def run_worker(settings: Settings) -> None:
     worker = build_worker(settings)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=worker.metrics.registry)
     log.warning("worker started", extra={"metrics_port": settings.metrics_port, "broker": settings.broker})
-    faust.Worker(
+    _QuietFaustWorker(
         worker.app,
         loglevel=settings.log_level,
         logging_config=logging_config(settings.log_level),

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
 
 from streams.errors import ConfigError, EmcError
@@ -50,27 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("file", type=Path)
     _add_settings(publish, ["broker", "input_topic"])
 
-    simulate = commands.add_parser("simulate", help="generate dossier traffic")
-    simulate.add_argument("--dossiers", type=int, default=1000)
-    simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--days", type=int, default=30, help="the traffic covers the last DAYS days")
-    target = simulate.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to", type=Path, help="write JSON lines to this file")
-    target.add_argument("--publish", action="store_true", help="publish to the broker (--broker / EMC_BROKER)")
+    from streams.local_demo import add_local_arguments
+    from streams.simulate_cli import add_simulate_arguments
+
+    simulate = commands.add_parser("simulate", help="generate national dossier traffic calibrated on the EMC figures")
+    add_simulate_arguments(simulate)
     _add_settings(simulate, ["broker", "input_topic"])
 
     local = commands.add_parser("local", help="run broker, redis, a worker and traffic on this machine")
-    local.add_argument("--dossiers", type=int, default=5000)
-    local.add_argument("--seed", type=int, default=1)
-    local.add_argument("--workdir", type=Path, default=Path(".emc-local"))
-    local.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
-    local.add_argument("--metrics-port", dest="metrics_port", default=None)
+    add_local_arguments(local)
 
     registry = commands.add_parser("registry", help="the agency registry")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True, parser_class=_Parser)
     listing = registry_commands.add_parser("list", help="print the registry")
     listing.add_argument("--format", choices=["json", "table"], default="table")
     listing.add_argument("--on", type=date.fromisoformat, default=None, help="only agencies valid on this date")
+
+    from streams import control_cli  # emc targets ..., emc agency ...
+
+    control_cli.add_commands(commands, _add_settings, _Parser)
+
+    from streams import report_cli  # emc report ..., emc explain ...
+
+    report_cli.add_commands(commands)
     return parser
 
 
@@ -102,6 +104,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.local_demo import run_local
 
         return run_local(args)
+    if args.command in ("targets", "agency"):
+        from streams import control_cli
+
+        return control_cli.run(args, _settings_from(args))
+    if args.command in ("report", "explain"):
+        from streams import report_cli
+
+        return report_cli.run(args)
     if args.command == "registry":
         from streams.domain.registry import Registry, render_registry
 
@@ -132,32 +142,9 @@ def _publish_file(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from streams.domain.registry import Registry
-    from streams.simulator import SimulationConfig, simulate
+    from streams.simulate_cli import run_simulate
 
-    if args.dossiers < 1 or args.days < 1:
-        raise ConfigError("--dossiers and --days must be at least 1")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    codes = [a.code for a in Registry.load().valid_on(now.date())]
-    config = SimulationConfig(agencies=codes, dossiers=args.dossiers, seed=args.seed, start=now - timedelta(days=args.days), end=now)
-    messages = simulate(config)
-    if args.to is not None:
-        with args.to.open("wb") as out:
-            count = 0
-            for message in messages:
-                out.write(message.value + b"\n")
-                count += 1
-        print(f"wrote {count} messages to {args.to}")
-        return 0
-    from streams.producer import EventProducer
-
-    settings = _settings_from(args)
-    started = time.monotonic()
-    with EventProducer(settings) as producer:
-        count = producer.send_messages(messages, progress=lambda n: _progress(n, None, started, "published"))
-    print(file=sys.stderr)
-    print(f"published {count} messages to {settings.input_topic}")
-    return 0
+    return run_simulate(args, _settings_from)
 
 
 if __name__ == "__main__":  # pragma: no cover

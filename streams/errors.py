@@ -30,3 +30,8 @@ class RegistryError(EmcError):
 
 class ExternalServiceError(EmcError):
     """A broker, Redis or other external process could not be reached or started."""
+
+
+class InvalidControlRecord(EmcError):
+    """A record of the agency-control topic (target, maintenance) is invalid: the CLI refuses
+    it (exit 2) and a worker skips it with a log line."""

@@ -1,8 +1,10 @@
 """`emc local`: the whole thing on one machine.
 
 Starts a Tansu broker and a redis-server on free loopback ports, one worker (a child
-process, exactly as `emc worker`), publishes simulated traffic for the current month, and
-prints a live summary read back from Redis until Ctrl-C (or --duration).
+process, exactly as `emc worker`), replays one month of calibrated national traffic
+(`--profile 2024`: December 2024 by default) compressed into about a minute, and prints a
+live summary read back from Redis (national and block rates, top provinces and ministries)
+until Ctrl-C, --duration, or (--exit-when-done) the snapshots hold the whole month.
 """
 
 from __future__ import annotations
@@ -13,18 +15,35 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import redis
 
-from streams.domain.periods import current_periods
+from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
-from streams.errors import ExternalServiceError
+from streams.errors import ConfigError, ExternalServiceError
 from streams.local_stack import free_port, start_redis, start_tansu, wait_for_port
+from streams.pacing import Pacer
 from streams.producer import EventProducer
 from streams.settings import ENV_VARS, Settings, load_settings
-from streams.simulator import SimulationConfig, simulate
+from streams.simulate_cli import add_traffic_arguments, profile_config, pump
+from streams.simulator import ProfileSimulation
+
+_VN = timezone(timedelta(hours=7))
+SUMMARY_EVERY_S = 5.0
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    add_traffic_arguments(parser, scale=0.001, floors=(100, 30), heartbeat_hours=24)
+    parser.add_argument("--month", default=None,
+                        help="YYYY-MM to replay (default: the profile's last published month, 2024-12 / 2025-04)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the month's traffic takes (default 60)")
+    parser.add_argument("--workdir", type=Path, default=Path(".emc-local"))
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    parser.add_argument("--exit-when-done", action="store_true", help="stop once Redis holds the whole month")
+    parser.add_argument("--metrics-port", dest="metrics_port", default=None)
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -41,7 +60,23 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     )
 
 
+def _month_of(args: argparse.Namespace, default: str) -> str:
+    text = args.month or default
+    try:
+        period = parse_period(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if period.window != "month":
+        raise ConfigError(f"--month: {text!r} is not a month (YYYY-MM)")
+    return period.text
+
+
 def run_local(args: argparse.Namespace) -> int:
+    if args.seconds <= 0:
+        raise ConfigError("--seconds must be positive")
+    default_month = {"2024": "2024-12", "2025": "2025-04"}[args.profile]
+    month = _month_of(args, default_month)
+    simulation = ProfileSimulation(profile_config(args, period=month))
     workdir: Path = args.workdir.resolve()
     # The broker keeps its data in memory: state left by an earlier run would not match it.
     shutil.rmtree(workdir, ignore_errors=True)
@@ -63,8 +98,11 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"  redis    {settings.redis_url}   (keys {settings.redis_prefix}*)")
         print(f"  metrics  http://127.0.0.1:{settings.metrics_port}/metrics")
         print(f"  logs     {workdir}/worker.log", flush=True)
-        _publish_traffic(settings, args.dossiers, args.seed)
-        _watch(settings, worker, args.duration)
+        summary = _Summary(settings, worker, simulation, month)
+        summary.intro()
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        _publish_traffic(settings, simulation, args.seconds, summary, deadline)
+        summary.watch(deadline, args.exit_when_done)
     except KeyboardInterrupt:
         print("\nemc local: stopping")
     finally:
@@ -78,42 +116,103 @@ def run_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish_traffic(settings: Settings, dossiers: int, seed: int) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    month_start = datetime.fromisoformat(current_periods(now)["month"] + "-01T00:00:00+07:00")
-    codes = [a.code for a in Registry.load().valid_on(now.date())]
-    config = SimulationConfig(agencies=codes, dossiers=dossiers, seed=seed, start=month_start, end=now)
+class _Stop(Exception):
+    """--duration reached while publishing."""
+
+
+def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds: float, summary: _Summary,
+                     deadline: float | None) -> None:
+    speedup = (simulation.end_us - simulation.start_us) / 1e6 / seconds
     started = time.monotonic()
+
+    def tick(count: int, at_us: int) -> None:
+        summary.maybe_print(count, at_us)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _Stop
+
     with EventProducer(settings) as producer:
-        count = producer.send_messages(
-            simulate(config),
-            progress=lambda n: print(f"\r  traffic  {n:,} messages published", end="", flush=True),
-        )
-    print(f"\r  traffic  {count:,} messages published in {time.monotonic() - started:.1f} s", flush=True)
+        try:
+            pacer = Pacer(speedup=speedup, window=(simulation.start_us, simulation.end_us))
+            count = pump(simulation.messages(), pacer, None,
+                         lambda m: producer.send(m.key, m.value), tick)
+        except _Stop:
+            print("  traffic  stopped: --duration reached", flush=True)
+            return
+        producer.flush()
+    print(f"  traffic  {count:,} messages published in {time.monotonic() - started:.1f} s "
+          f"(the whole of {summary.month})", flush=True)
 
 
-def _watch(settings: Settings, worker: subprocess.Popen, duration: float) -> None:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    prefix = settings.redis_prefix
-    registry = Registry.load()
-    deadline = time.monotonic() + duration if duration > 0 else None
-    while deadline is None or time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise ExternalServiceError(f"the worker exited with code {worker.returncode}; see its log")
-        month = current_periods()["month"]
-        national = client.hgetall(f"{prefix}block:national:{month}")
-        top = client.zrevrange(f"{prefix}rank:province:{month}", 0, 4, withscores=True)
-        ministries = client.zrevrange(f"{prefix}rank:ministry:{month}", 0, 2, withscores=True)
-        rate = national.get("full_online_rate")
-        line = f"  {month}: resolved {national.get('resolved', '0')}, full online {float(rate) * 100:.2f} %" if rate else f"  {month}: waiting for data"
-        print(line, flush=True)
-        for title, ranking in (("top provinces", top), ("top ministries", ministries)):
+@dataclass
+class _Summary:
+    settings: Settings
+    worker: subprocess.Popen
+    simulation: ProfileSimulation
+    month: str
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        self.registry = Registry.load()
+        self.last = 0.0
+        self.planned_full, self.planned = self.simulation.plan.totals()
+
+    def intro(self) -> None:
+        plan = self.simulation.plan
+        calibration = self.simulation.calibration
+        print(f"  traffic  profile {calibration.profile}, {self.month}: {self.planned:,} resolved dossiers, "
+              f"{plan.rate():.2%} fully online (ministries {plan.rate('ministry'):.2%}, provinces {plan.rate('province'):.2%})")
+        if calibration.national_rate is not None:
+            blocks = calibration.block_rates
+            print(f"           EMC published for {calibration.reference_period.text}: {calibration.national_rate:.2%} "
+                  f"(ministries {blocks['ministry']:.2%}, provinces {blocks['province']:.2%})", flush=True)
+
+    def maybe_print(self, count: int, at_us: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= SUMMARY_EVERY_S:
+            self.last = now
+            at_us = min(max(at_us, self.simulation.start_us), self.simulation.end_us)
+            clock = datetime.fromtimestamp(at_us / 1e6, _VN).strftime("%Y-%m-%d %H:%M")
+            print(f"  [{clock} +07:00] {count:,} message{'s' if count != 1 else ''} published", flush=True)
+            self.print_figures()
+
+    def print_figures(self) -> tuple[int, int]:
+        """Print the month's figures from Redis; returns the (full online, resolved) found."""
+        if self.worker.poll() is not None:
+            raise ExternalServiceError(f"the worker exited with code {self.worker.returncode}; see its log")
+        prefix, month = self.settings.redis_prefix, self.month
+        blocks = {b: self.client.hgetall(f"{prefix}block:{b}:{month}") for b in ("national", "ministry", "province")}
+        resolved = int(blocks["national"].get("resolved", "0"))
+        found = (int(blocks["national"].get("full_online", "0")), resolved)
+        if "full_online_rate" not in blocks["national"]:
+            print(f"  {month}: waiting for data", flush=True)
+            return found
+        rates = {b: _pct(fields.get("full_online_rate")) for b, fields in blocks.items()}
+        print(f"  {month}: resolved {resolved}, full online {rates['national']} "
+              f"(ministries {rates['ministry']}, provinces {rates['province']})", flush=True)
+        for block, title in (("province", "top provinces"), ("ministry", "top ministries")):
+            ranking = self.client.zrevrange(f"{prefix}rank:{block}:{month}", 0, 4, withscores=True)
             if ranking:
-                names = ", ".join(f"{_short(registry, code)} {score * 100:.1f} %" for code, score in ranking)
+                names = ", ".join(f"{self._short(code)} {score * 100:.1f} %" for code, score in ranking)
                 print(f"    {title}: {names}", flush=True)
-        time.sleep(5)
+        under = {b: self.client.zcount(f"{prefix}rank:{b}:{month}", 0, "(0.1") for b in ("ministry", "province")}
+        print(f"    under 10 %: {under['ministry']} ministries, {under['province']} provinces", flush=True)
+        return found
+
+    def watch(self, deadline: float | None, exit_when_done: bool) -> None:
+        done = False
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(max(0.0, SUMMARY_EVERY_S - (time.monotonic() - self.last)))
+            self.last = time.monotonic()
+            if self.print_figures() == (self.planned_full, self.planned) and not done:
+                done = True
+                print(f"  done     Redis holds all {self.planned:,} resolved dossiers of {self.month}", flush=True)
+                if exit_when_done:
+                    return
+
+    def _short(self, code: str) -> str:
+        agency = self.registry.get(code)
+        return agency.short_name if agency else code
 
 
-def _short(registry: Registry, code: str) -> str:
-    agency = registry.get(code)
-    return agency.short_name if agency else code
+def _pct(text: str | None) -> str:
+    return f"{float(text) * 100:.2f} %" if text else "-"

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.domain.dossier import MODES, full_online_rate
+from streams.domain.indicators import indicators
 from streams.domain.periods import WINDOWS
 from streams.domain.snapshot import AGENCY_STATUSES
 
@@ -89,6 +90,16 @@ class EmcCollector(Collector):
             info.add_metric([agency.code, agency.block, agency.name], 1.0)
         yield from (dossiers, ratio, last_event, last_heartbeat, maintenance, status, info)
 
+        indicator = GaugeMetricFamily(
+            "emc_indicator_ratio", "Secondary indicator of the agency in the current period (0-1; absent when undefined)",
+            labels=["agency", "block", "indicator", "window"],
+        )
+        for agency in view.agencies:
+            for window in WINDOWS:
+                for name, value in indicators(agency.counts_by_window.get(window, {})).items():
+                    indicator.add_metric([agency.code, agency.block, name, window], value)
+        yield indicator
+
         block_ratio = GaugeMetricFamily(
             "emc_block_full_online_ratio", "full_online / resolved over a block or the nation, current period",
             labels=["block", "window"],
@@ -98,6 +109,15 @@ class EmcCollector(Collector):
             if rate is not None:
                 block_ratio.add_metric([block, window], rate)
         yield block_ratio
+
+        block_indicator = GaugeMetricFamily(
+            "emc_block_indicator_ratio", "Secondary indicator over a block or the nation, current period (absent when undefined)",
+            labels=["block", "indicator", "window"],
+        )
+        for (block, window), counts in sorted(view.block_counts_by_window.items()):
+            for name, value in indicators(counts).items():
+                block_indicator.add_metric([block, name, window], value)
+        yield block_indicator
 
         target = GaugeMetricFamily("emc_target_ratio", "Target full-online ratio", labels=["scope", "window"])
         for (scope, window), value in sorted(view.targets.items()):

@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 from streams.domain.registry import Registry
 from streams.domain.dossier import COUNT_FIELDS
+from streams.domain.indicators import INDICATORS
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
 
@@ -42,6 +43,20 @@ local fields = {%(fields)s}
 local n = #fields
 local RESOLVED, FULL = %(resolved)d, %(full)d
 local agency, updated_at = ARGV[1], ARGV[2]
+-- Secondary indicators (streams/domain/indicators.py): {field, numerator, {denominator...}},
+-- recomputed from the hash's own counts, so a block's are exact whatever the worker count.
+local INDICATORS = {%(indicators)s}
+local function set_indicators(key, values)
+  for _, ind in ipairs(INDICATORS) do
+    local den = 0
+    for _, j in ipairs(ind[3]) do den = den + (tonumber(values[j]) or 0) end
+    if den > 0 then
+      redis.call('HSET', key, ind[1], string.format('%%.6f', (tonumber(values[ind[2]]) or 0) / den))
+    else
+      redis.call('HDEL', key, ind[1])
+    end
+  end
+end
 local old = redis.call('HMGET', KEYS[1], unpack(fields))
 local new, any = {}, false
 for i = 1, n do
@@ -70,6 +85,7 @@ if any then
     redis.call('HDEL', KEYS[1], 'full_online_rate')
     redis.call('ZREM', KEYS[4], agency)
   end
+  set_indicators(KEYS[1], new)
 else
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[4], agency)
@@ -88,16 +104,24 @@ if changed then
       else
         redis.call('HDEL', key, 'full_online_rate')
       end
+      set_indicators(key, values)
     else
       redis.call('DEL', key)
     end
   end
 end
+-- KEYS[5] (optional): the set of periods whose rankings must be rebuilt (streams/redis_rankings.py).
+if changed and KEYS[5] then redis.call('SADD', KEYS[5], string.match(KEYS[1], '[^:]+$')) end
 return changed and 1 or 0
 """ % {
     "fields": ", ".join(f"'{name}'" for name in COUNT_FIELDS),
     "resolved": COUNT_FIELDS.index("resolved") + 1,
     "full": COUNT_FIELDS.index("full_online") + 1,
+    "indicators": ", ".join(
+        "{'%s', %d, {%s}}" % (i.field, COUNT_FIELDS.index(i.numerator) + 1,
+                              ", ".join(str(COUNT_FIELDS.index(d) + 1) for d in i.denominator))
+        for i in INDICATORS
+    ),
 }
 
 
@@ -140,6 +164,10 @@ class RedisKeys:
     def agencies(self) -> str:
         return f"{self.prefix}agencies"
 
+    @property
+    def rankings_dirty(self) -> str:
+        return f"{self.prefix}rankings:dirty"
+
 
 class SnapshotPublisher:
     def __init__(self, settings: Settings, registry: Registry, client: aioredis.Redis) -> None:
@@ -154,6 +182,15 @@ class SnapshotPublisher:
 
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._dirty.update(pairs)
+
+    def forget_dirty_except(self, owned_agencies: set[str]) -> None:
+        """Drop dirty rows of agencies this worker no longer owns.
+
+        After a rebalance the old owner's copy of a moved partition stops advancing; writing
+        it would put older counts over the new owner's. The new owner re-publishes every row
+        of the partitions it receives, so nothing is lost by forgetting them here.
+        """
+        self._dirty = {pair for pair in self._dirty if pair[0] in owned_agencies}
 
     async def flush(
         self,
@@ -200,7 +237,8 @@ class SnapshotPublisher:
                     block = self._block_of(agency)
                     counts = read_counts(agency, period)
                     keys = [self.keys.agency(agency, period), self.keys.block(block, period),
-                            self.keys.block("national", period), self.keys.rank(block, period)]
+                            self.keys.block("national", period), self.keys.rank(block, period),
+                            self.keys.rankings_dirty]
                     args = [agency, updated_at, *(int(counts.get(name, 0)) for name in COUNT_FIELDS)]
                     # Via the pipeline, redis-py loads the script first when the server lacks
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.

@@ -21,3 +21,8 @@ def block_targets(year: int) -> dict[str, float]:
     """
     known = [y for y in _targets_by_year() if y <= year]
     return dict(_targets_by_year()[max(known)]) if known else {}
+
+
+def shipped_targets() -> dict[int, dict[str, float]]:
+    """Every year's block and national targets as shipped (`emc targets list`)."""
+    return {year: dict(scopes) for year, scopes in sorted(_targets_by_year().items())}

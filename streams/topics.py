@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -14,10 +15,11 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 _KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
+_COMPACTED = {"retention.ms": "-1", "cleanup.policy": "compact"}
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Create the input, dead-letter and batch topics when missing.
+def ensure_topics(settings: Settings, timeout_s: float = 60.0, names: Collection[str] | None = None) -> None:
+    """Create the input, dead-letter, batch and control topics when missing.
 
     The batch topic must have exactly `settings.partitions` partitions: the state tables are
     co-partitioned with it. The input topic gets the same count when we create it; an
@@ -28,7 +30,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
         NewTopic(settings.dead_letter_topic, settings.partitions, settings.replication_factor, topic_configs=_KEEP_FOREVER),
         NewTopic(settings.batch_topic, settings.partitions, settings.replication_factor,
                  topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}),
+        # Compacted: the latest record of each target / maintenance key is kept forever; one
+        # partition, as every worker reads all of it.
+        NewTopic(settings.control_topic, 1, settings.replication_factor, topic_configs=_COMPACTED),
     ]
+    if names is not None:  # only these (e.g. the CLI creating the control topic)
+        wanted = [topic for topic in wanted if topic.name in names]
     deadline = time.monotonic() + timeout_s
     delay = 0.5
     while True:

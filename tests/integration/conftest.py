@@ -57,6 +57,7 @@ def settings(broker: RunningProcess, redis_process: RunningProcess, tmp_path: Pa
             "input_topic": f"emc.dossier-events.{run}",
             "dead_letter_topic": f"emc.dossier-events.dlq.{run}",
             "batch_topic": f"emc.dossier-batches.{run}",
+            "control_topic": f"emc.agency-control.{run}",
             "app_id": f"emc-{run}",
             "redis_prefix": f"emc:{run}:",
             "partitions": 4,

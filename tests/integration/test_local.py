@@ -1,4 +1,5 @@
-"""The README's first command: `emc local` starts everything and shows figures from Redis."""
+"""The README's first command: `emc local` starts everything, replays a month of calibrated
+national traffic compressed in time, and shows live figures from Redis."""
 
 from __future__ import annotations
 
@@ -9,18 +10,36 @@ from pathlib import Path
 
 import pytest
 
+from streams.simulator import ProfileConfig, ProfileSimulation
+
 pytestmark = pytest.mark.integration
 
+FLAGS = ["--profile", "2024", "--month", "2024-12", "--scale", "0.0001", "--min-resolved-published", "40",
+         "--min-resolved", "10", "--lean", "--seconds", "15", "--seed", "3"]
 
-def test_emc_local_runs_the_whole_thing_and_prints_live_figures(tmp_path: Path) -> None:
+
+def test_emc_local_replays_a_month_and_prints_live_figures_until_redis_holds_it(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "local", "--dossiers", "800", "--duration", "45", "--workdir", str(tmp_path / "local")],
+        [sys.executable, "-m", "streams.cli", "local", *FLAGS, "--duration", "170", "--exit-when-done",
+         "--workdir", str(tmp_path / "local")],
         capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert re.search(r"broker\s+kafka://127\.0\.0\.1:\d+", out)
     assert re.search(r"metrics\s+http://127\.0\.0\.1:\d+/metrics", out)
-    assert "messages published" in out
-    assert re.search(r"resolved \d+, full online \d+\.\d\d %", out), out[-2000:]
-    assert "top provinces:" in out
+    # Live: figures were printed while the traffic was still being published.
+    published_at = out.index("messages published in")
+    assert re.search(r"\[2024-12-\d\d \d\d:\d\d \+07:00\] [\d,]+ messages published", out[:published_at]), out[-3000:]
+    assert "top provinces:" in out and "top ministries:" in out
+    # The worker caught up: the last figures are the month the simulator planned, exactly.
+    assert "done     Redis holds all" in out, out[-3000:]
+    plan = ProfileSimulation(ProfileConfig(profile="2024", period="2024-12", scale=0.0001, seed=3,
+                                           min_resolved_published=40, min_resolved=10, lean=True)).plan
+    last = re.findall(r"2024-12: resolved (\d+), full online (\d+\.\d\d) % \(ministries (\d+\.\d\d) %, provinces (\d+\.\d\d) %\)", out)[-1]
+    assert int(last[0]) == plan.totals()[1]
+    assert float(last[1]) == pytest.approx(100 * plan.rate(), abs=0.006)
+    assert float(last[2]) == pytest.approx(100 * plan.rate("ministry"), abs=0.006)
+    assert float(last[3]) == pytest.approx(100 * plan.rate("province"), abs=0.006)
+    # ... which are the published 2024 ones, within half a point.
+    assert abs(float(last[1]) - 45.8) < 0.5 and abs(float(last[2]) - 63.47) < 0.5 and abs(float(last[3]) - 18.54) < 0.5

@@ -1,0 +1,293 @@
+"""Agency control records: per-agency targets and declared maintenance windows (pure, no I/O).
+
+They travel on the compacted topic `emc.agency-control.v1` (schema
+`schemas/agency-control.v1.json`). The message key names the thing a record is about, so that
+compaction keeps the latest record of each thing:
+
+    key `target:{AGENCY}:{PERIOD}`   value {"schema", "kind": "target", "agency", "period", "ratio", "set_at"}
+    key `maintenance:{AGENCY}`       value {"schema", "kind": "maintenance", "agency", "from", "until",
+                                             "reason", "declared_at"}
+
+A null value (a tombstone) removes the thing its key names; `emc agency maintenance AGENCY
+--clear` and `emc targets clear AGENCY PERIOD` send one. An agency has at most one declared
+maintenance window: a new declaration replaces the previous one.
+
+`ControlState` is the latest record of every key, as an immutable snapshot that a worker
+replaces whole when the topic brings something new.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from streams.domain.events import rfc3339_to_us
+from streams.domain.periods import parse_period
+from streams.domain.registry import Registry
+from streams.errors import InvalidControlRecord, InvalidEvent
+
+CONTROL_SCHEMA = "emc.agency-control.v1"
+# Targets are set for a month, a quarter or a year (the windows that have rankings).
+TARGET_WINDOWS: tuple[str, ...] = ("month", "quarter", "year")
+MAX_REASON_LENGTH = 500
+MAX_RECORD_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An agency's own full-online target for one period."""
+
+    agency: str
+    period: str  # YYYY-MM, YYYY-Qn or YYYY
+    window: str  # month, quarter or year
+    ratio: float
+    set_at: str  # RFC 3339
+
+    @property
+    def key(self) -> str:
+        return target_key(self.agency, self.period)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": CONTROL_SCHEMA, "kind": "target", "agency": self.agency, "period": self.period,
+                "ratio": self.ratio, "set_at": self.set_at}
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """A declared maintenance window: in effect from `start` (inclusive) until `until` (exclusive)."""
+
+    agency: str
+    start: str  # RFC 3339 with offset, as declared
+    until: str
+    reason: str
+    declared_at: str
+    start_us: int
+    until_us: int
+
+    @property
+    def key(self) -> str:
+        return maintenance_key(self.agency)
+
+    def active_at(self, now_us: int) -> bool:
+        return self.start_us <= now_us < self.until_us
+
+    def window_json(self) -> dict[str, str]:
+        """The `maintenance` object of the agency's `emc:v1:agencies` document."""
+        return {"from": self.start, "until": self.until, "reason": self.reason}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": CONTROL_SCHEMA, "kind": "maintenance", "agency": self.agency, "from": self.start,
+                "until": self.until, "reason": self.reason, "declared_at": self.declared_at}
+
+
+ControlRecord = Target | Maintenance
+
+
+def target_key(agency: str, period: str) -> str:
+    return f"target:{agency}:{period}"
+
+
+def maintenance_key(agency: str) -> str:
+    return f"maintenance:{agency}"
+
+
+# -- building and validating ---------------------------------------------------------------
+
+def _agency(registry: Registry, code: object) -> str:
+    if not isinstance(code, str) or code not in registry:
+        raise InvalidControlRecord(f"unknown agency {code!r} (see `emc registry list`)")
+    return code
+
+
+def _timestamp(name: str, text: object) -> int:
+    if not isinstance(text, str):
+        raise InvalidControlRecord(f"{name}: expected an RFC 3339 timestamp with an offset, got {text!r}")
+    try:
+        return rfc3339_to_us(text)
+    except InvalidEvent:
+        raise InvalidControlRecord(
+            f"{name}: {text!r} is not an RFC 3339 timestamp with an offset (e.g. 2025-05-01T08:00:00+07:00)"
+        ) from None
+
+
+def make_target(registry: Registry, agency: object, period: object, ratio: object, set_at: object) -> Target:
+    """A valid target, or InvalidControlRecord saying what is wrong."""
+    code = _agency(registry, agency)
+    if not isinstance(period, str):
+        raise InvalidControlRecord(f"period: expected a string, got {period!r}")
+    try:
+        parsed = parse_period(period)
+    except ValueError as exc:
+        raise InvalidControlRecord(str(exc)) from None
+    if parsed.window not in TARGET_WINDOWS:
+        raise InvalidControlRecord(f"period {period!r}: targets are set per month, quarter or year (YYYY-MM, YYYY-Qn, YYYY)")
+    unit = registry.get(code)
+    assert unit is not None
+    if not _overlaps(unit.valid_from, unit.valid_to, parsed.first_day, parsed.last_day):
+        until = f" to {unit.valid_to.isoformat()}" if unit.valid_to else ""
+        raise InvalidControlRecord(f"agency {code} is not valid in {period} (valid from {unit.valid_from.isoformat()}{until})")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or not 0 <= ratio <= 1:
+        raise InvalidControlRecord(f"ratio must be a number between 0 and 1 (0.85 for 85 %), got {ratio!r}")
+    _timestamp("set_at", set_at)
+    assert isinstance(set_at, str)
+    return Target(code, period, parsed.window, float(ratio), set_at)
+
+
+def make_maintenance(
+    registry: Registry, agency: object, start: object, until: object, reason: object, declared_at: object
+) -> Maintenance:
+    """A valid maintenance window, or InvalidControlRecord saying what is wrong."""
+    code = _agency(registry, agency)
+    start_us = _timestamp("from", start)
+    until_us = _timestamp("until", until)
+    if until_us <= start_us:
+        raise InvalidControlRecord(f"until ({until}) must be after from ({start})")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidControlRecord("reason: say why the agency is in maintenance (a non-empty text)")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidControlRecord(f"reason: at most {MAX_REASON_LENGTH} characters")
+    _timestamp("declared_at", declared_at)
+    assert isinstance(start, str) and isinstance(until, str) and isinstance(declared_at, str)
+    return Maintenance(code, start, until, reason.strip(), declared_at, start_us, until_us)
+
+
+def _overlaps(valid_from: date, valid_to: date | None, first: date, last: date) -> bool:
+    return valid_from <= last and (valid_to is None or first <= valid_to)
+
+
+def encode_record(record: ControlRecord) -> tuple[bytes, bytes]:
+    """The message key and value of a record."""
+    return record.key.encode("utf-8"), orjson.dumps(record.to_json())
+
+
+def tombstone(key: str) -> tuple[bytes, None]:
+    return key.encode("utf-8"), None
+
+
+def parse_control_message(registry: Registry, key: bytes | None, value: bytes | None) -> tuple[str, ControlRecord | None]:
+    """(key, record) of a message of the control topic; record None for a tombstone.
+
+    Raises InvalidControlRecord for a message that is not a valid record, or whose key does
+    not name the thing its value is about.
+    """
+    if key is None:
+        raise InvalidControlRecord("a control record needs a key")
+    try:
+        text_key = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidControlRecord("the key is not UTF-8") from None
+    kind, _, rest = text_key.partition(":")
+    if kind not in ("target", "maintenance") or not rest:
+        raise InvalidControlRecord(f"key {text_key!r}: expected target:AGENCY:PERIOD or maintenance:AGENCY")
+    if value is None:
+        return text_key, None
+    if len(value) > MAX_RECORD_BYTES:
+        raise InvalidControlRecord(f"key {text_key!r}: record larger than {MAX_RECORD_BYTES} bytes")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidControlRecord(f"key {text_key!r}: the value is not JSON") from None
+    if not isinstance(obj, dict) or obj.get("schema") != CONTROL_SCHEMA:
+        raise InvalidControlRecord(f"key {text_key!r}: the value is not an {CONTROL_SCHEMA} object")
+    record = record_from_json(registry, obj)
+    if record.key != text_key:
+        raise InvalidControlRecord(f"key {text_key!r} does not match its record (expected {record.key!r})")
+    return text_key, record
+
+
+_FIELDS = {
+    "target": {"schema", "kind", "agency", "period", "ratio", "set_at"},
+    "maintenance": {"schema", "kind", "agency", "from", "until", "reason", "declared_at"},
+}
+
+
+def record_from_json(registry: Registry, obj: Mapping[str, Any]) -> ControlRecord:
+    kind = obj.get("kind")
+    if kind not in _FIELDS:
+        raise InvalidControlRecord(f"kind must be 'target' or 'maintenance', got {kind!r}")
+    missing = sorted(_FIELDS[kind] - obj.keys())
+    if missing:
+        raise InvalidControlRecord(f"{kind} record without {', '.join(missing)}")
+    if kind == "target":
+        return make_target(registry, obj["agency"], obj["period"], obj["ratio"], obj["set_at"])
+    return make_maintenance(registry, obj["agency"], obj["from"], obj["until"], obj["reason"], obj["declared_at"])
+
+
+# -- the state a worker keeps --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ControlState:
+    """The latest target of every (agency, period) and the declared window of every agency."""
+
+    targets: Mapping[tuple[str, str], Target] = field(default_factory=lambda: MappingProxyType({}))
+    maintenance: Mapping[str, Maintenance] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of(cls, records: Iterable[ControlRecord]) -> ControlState:
+        targets: dict[tuple[str, str], Target] = {}
+        windows: dict[str, Maintenance] = {}
+        for record in records:
+            if isinstance(record, Target):
+                targets[(record.agency, record.period)] = record
+            else:
+                windows[record.agency] = record
+        return cls(MappingProxyType(targets), MappingProxyType(windows))
+
+    def maintenance_at(self, agency: str, now_us: int) -> Maintenance | None:
+        """The agency's window when it is in effect at `now_us`, else None."""
+        window = self.maintenance.get(agency)
+        return window if window is not None and window.active_at(now_us) else None
+
+    def pending_maintenance(self, agency: str, now_us: int) -> Maintenance | None:
+        """The agency's declared window while it has not ended (in effect or still to come)."""
+        window = self.maintenance.get(agency)
+        return window if window is not None and now_us < window.until_us else None
+
+    def target(self, agency: str, period: str) -> float | None:
+        found = self.targets.get((agency, period))
+        return found.ratio if found is not None else None
+
+    def targets_by_period(self) -> dict[str, dict[str, float]]:
+        """period -> agency -> ratio (the `emc:v1:targets:{period}` hashes)."""
+        out: dict[str, dict[str, float]] = {}
+        for (agency, period), target in sorted(self.targets.items()):
+            out.setdefault(period, {})[agency] = target.ratio
+        return out
+
+
+def apply_message(records: dict[str, ControlRecord], key: str, record: ControlRecord | None) -> None:
+    """Fold one message into the latest-record-per-key map (what compaction keeps)."""
+    if record is None:
+        records.pop(key, None)
+    else:
+        records[key] = record
+
+
+
+def agency_control_fields(state: ControlState, agency: str, now_us: int, month: str) -> dict[str, Any]:
+    """The fields an agency's `emc:v1:agencies` document gets from the control state:
+    `maintenance` ({from, until, reason} while the declared window has not ended, else null)
+    and `target_ratio` (the agency's own target for the month `month`, else null)."""
+    window = state.pending_maintenance(agency, now_us)
+    return {"maintenance": window.window_json() if window is not None else None,
+            "target_ratio": state.target(agency, month)}
+
+
+def current_agency_targets(
+    state: ControlState, agencies: Iterable[str], periods: Mapping[str, str]
+) -> dict[tuple[str, str], float]:
+    """(agency, window) -> ratio for the agencies' own targets whose period is the current
+    period of its window (`periods`: window -> current period); `emc_target_ratio{scope=AGENCY}`."""
+    out: dict[tuple[str, str], float] = {}
+    for agency in agencies:
+        for window in TARGET_WINDOWS:
+            ratio = state.target(agency, periods[window])
+            if ratio is not None:
+                out[(agency, window)] = ratio
+    return out

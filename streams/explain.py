@@ -1,0 +1,287 @@
+"""`emc explain AGENCY PERIOD`: why a figure is what it is (issue 5, item 7).
+
+Source: the workers' dossier state, read from the changelog topic of the Faust table `dossiers`
+(`{app_id}-dossiers-changelog`; key `agency\\x1fdossier`, value the dossier row of
+`streams/state.py`: a JSON list of `[source_partition, offset, event in wire form]`, the events
+applied to that dossier). The topic is read from the beginning with a plain consumer (no
+group, nothing committed), keeping the last value of each key of the agency; each dossier is
+then classified with the pure core (`streams/domain/dossier.py`), exactly as the workers do.
+
+The answer: the counts of the period recomputed from that state, compared with the agency's
+hash in Redis, and for each mode (full_online, partial_online, offline, unclassified) and for
+rejected, withdrawn and voided dossiers, how many there are and a sample of them with every
+applied event: live, or dead because a later event superseded it, and what role each live
+event played (channel, resolution, in-person step). Duplicates are recognised when they arrive
+and never stored, so they cannot be shown; the event index only remembers that they were seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from streams.codec import event_from_wire
+from streams.domain.dossier import COUNT_FIELDS, Classification, classify, dossier_counts, live_events, periods_at
+from streams.domain.events import DossierEvent, us_to_rfc3339
+from streams.errors import ExternalServiceError
+from streams.settings import Settings
+
+SEP = "\x1f"
+CATEGORIES = ("full_online", "partial_online", "offline", "unclassified", "rejected", "withdrawn", "voided")
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedEvent:
+    event: DossierEvent
+    source_partition: int
+    offset: int
+    live: bool
+    superseded_by: tuple[str, ...]  # event_ids of applied events whose `supersedes` names this one
+    roles: tuple[str, ...]  # channel | resolution | in_person_step | received | voided | withdrawn
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedDossier:
+    dossier_id: str
+    mode: str
+    channel: str
+    outcome: str | None
+    voided: bool
+    in_person_step: bool
+    events: tuple[ExplainedEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    agency: str
+    period: str
+    counts: dict[str, int]  # recomputed from the dossier state
+    redis_counts: dict[str, int] | None  # the agency hash, when read
+    totals: dict[str, int]  # category -> number of dossiers
+    samples: dict[str, tuple[ExplainedDossier, ...]]
+    dossiers_read: int
+
+    @property
+    def matches(self) -> bool | None:
+        if self.redis_counts is None:
+            return None
+        return {k: v for k, v in self.counts.items() if v} == {k: v for k, v in self.redis_counts.items() if v}
+
+
+def _latest(events: list[DossierEvent]) -> DossierEvent | None:
+    # The contract's tie rule: latest occurred_at, ties to the greater event_id.
+    return max(events, key=lambda e: (e.occurred_at_us, e.event_id)) if events else None
+
+
+def _roles(event: DossierEvent, c: Classification, channel_event: DossierEvent | None) -> tuple[str, ...]:
+    roles = []
+    if channel_event is not None and event.event_id == channel_event.event_id:
+        roles.append("channel")
+    if c.received_event is not None and event.event_id == c.received_event.event_id:
+        roles.append("received")
+    if c.resolution_event is not None and event.event_id == c.resolution_event.event_id:
+        roles.append("resolution")
+    if (
+        (event.type == "fee_paid" and event.method == "in_person")
+        or (event.type == "supplement_received" and event.in_person)
+        or ("resolution" in roles and event.type == "result_returned" and event.delivery == "in_person")
+    ):
+        roles.append("in_person_step")
+    if event.type in ("voided", "withdrawn"):
+        roles.append(event.type)
+    return tuple(roles)
+
+
+def explain_dossier(dossier_id: str, row: list) -> tuple[ExplainedDossier, list[DossierEvent]]:
+    """A dossier row (`[[source_partition, offset, wire], ...]`) explained; also its live events."""
+    applied = [(sp, off, event_from_wire(wire)) for sp, off, wire in row]
+    events = [e for _, _, e in applied]
+    live = live_events(events)
+    live_ids = {e.event_id for e in live}
+    c = classify(live)
+    received = [e for e in live if e.type == "received"]
+    channel_event = _latest(received) or _latest([e for e in live if e.type == "submitted" and e.channel is not None])
+    explained = tuple(
+        ExplainedEvent(
+            event=e, source_partition=sp, offset=off, live=e.event_id in live_ids,
+            superseded_by=tuple(sorted(o.event_id for o in events if o.supersedes == e.event_id)),
+            roles=_roles(e, c, channel_event) if e.event_id in live_ids else (),
+        )
+        for sp, off, e in sorted(applied, key=lambda a: (a[2].occurred_at_us, a[2].event_id))
+    )
+    return ExplainedDossier(dossier_id, c.mode, c.channel, c.outcome, c.voided, c.in_person_step, explained), live
+
+
+def explain(
+    agency: str,
+    period: str,
+    rows: Mapping[str, list],
+    sample: int = 3,
+    redis_counts: dict[str, int] | None = None,
+) -> Explanation:
+    """Pure: the explanation of `agency`'s figures in `period` from its dossier rows (dossier id -> row)."""
+    counts = {name: 0 for name in COUNT_FIELDS}
+    members: dict[str, list[ExplainedDossier]] = {category: [] for category in CATEGORIES}
+    for dossier_id in sorted(rows):
+        dossier, live = explain_dossier(dossier_id, rows[dossier_id])
+        booked = dossier_counts(live)
+        for (p, name), value in booked.items():
+            if p == period:
+                counts[name] += value
+        if (period, "resolved") in booked:
+            members[dossier.mode].append(dossier)
+        if (period, "rejected") in booked:
+            members["rejected"].append(dossier)
+        if (period, "withdrawn") in booked:
+            members["withdrawn"].append(dossier)
+        if dossier.voided and any(period in periods_at(e.event.occurred_at_us) for e in dossier.events if e.live):
+            members["voided"].append(dossier)
+    return Explanation(
+        agency=agency,
+        period=period,
+        counts=counts,
+        redis_counts=redis_counts,
+        totals={category: len(found) for category, found in members.items()},
+        samples={category: tuple(found[:sample]) for category, found in members.items()},
+        dossiers_read=len(rows),
+    )
+
+
+# -- reading the changelog -------------------------------------------------------------------
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-dossiers-changelog"
+
+
+def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agency: str) -> dict[str, list]:
+    """The last value of each key of `agency`, decoded (a tombstone removes the row)."""
+    prefix = f"{agency}{SEP}".encode("utf-8")
+    rows: dict[str, list] = {}
+    for key, value in records:
+        if key is None or not key.startswith(prefix):
+            continue
+        dossier_id = key[len(prefix):].decode("utf-8")
+        if value is None:
+            rows.pop(dossier_id, None)
+        else:
+            rows[dossier_id] = orjson.loads(value)
+    return rows
+
+
+def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) -> dict[str, list]:
+    """Read the dossiers changelog to its end (the fetch high watermark, see DESIGN.md on Tansu)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    topic = changelog_topic(settings)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+            client_id=f"{settings.app_id}-explain", key_deserializer=None, value_deserializer=None,
+            request_timeout_ms=30_000,
+        )
+    except KafkaError as exc:
+        raise ExternalServiceError(f"broker {settings.broker} unreachable: {exc}") from exc
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions = None
+        while partitions is None:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                if time.monotonic() > deadline:
+                    raise ExternalServiceError(f"topic {topic} not found on {settings.broker}: is --app-id right?")
+                time.sleep(0.5)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        while True:
+            batch = consumer.poll(timeout_ms=300)
+            for messages in batch.values():
+                records.extend((m.key, m.value) for m in messages)
+            pending = [tp for tp in tps if consumer.highwater(tp) is None or consumer.position(tp) < consumer.highwater(tp)]
+            if not pending and not batch:
+                break
+            if time.monotonic() > deadline:
+                raise ExternalServiceError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+    return rows_from_records(records, agency)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _event_json(e: ExplainedEvent) -> dict:
+    ev = e.event
+    fields = {name: getattr(ev, name) for name in ("channel", "method", "amount_vnd", "delivery", "electronic",
+                                                    "in_person", "digitized", "supersedes") if getattr(ev, name) not in (None, False)}
+    if ev.due_at_us is not None:
+        fields["due_at"] = us_to_rfc3339(ev.due_at_us)
+    return {
+        "event_id": ev.event_id, "type": ev.type, "occurred_at": us_to_rfc3339(ev.occurred_at_us),
+        "state": "live" if e.live else "superseded", "superseded_by": list(e.superseded_by), "roles": list(e.roles),
+        "fields": fields, "source": {"partition": e.source_partition, "offset": e.offset},
+    }
+
+
+def explanation_json(x: Explanation) -> dict:
+    return {
+        "agency": x.agency,
+        "period": x.period,
+        "view": "as-was",
+        "counts": x.counts,
+        "full_online_rate": round(x.counts["full_online"] / x.counts["resolved"], 6) if x.counts["resolved"] else None,
+        "redis_counts": x.redis_counts,
+        "matches_redis": x.matches,
+        "dossiers_read": x.dossiers_read,
+        "categories": {
+            category: {
+                "dossiers": x.totals[category],
+                "sample": [
+                    {"dossier_id": d.dossier_id, "mode": d.mode, "channel": d.channel, "outcome": d.outcome,
+                     "voided": d.voided, "in_person_step": d.in_person_step, "events": [_event_json(e) for e in d.events]}
+                    for d in x.samples[category]
+                ],
+            }
+            for category in CATEGORIES
+        },
+    }
+
+
+def render_explanation_text(x: Explanation, name: str) -> str:
+    c = x.counts
+    rate = f"{100 * c['full_online'] / c['resolved']:.2f} %" if c["resolved"] else "undefined (nothing resolved)"
+    out = [
+        f"{name} ({x.agency}), period {x.period} (as-was: the agency code the events name)",
+        f"full-online rate: {rate} = full_online {c['full_online']} / resolved {c['resolved']}",
+        "resolved by mode: " + ", ".join(f"{m} {c[m]}" for m in ("full_online", "partial_online", "offline", "unclassified")),
+        f"outcomes: completed {c['completed']}, rejected {c['rejected']}; withdrawn {c['withdrawn']}; received {c['received']}",
+        f"dossiers in state for this agency: {x.dossiers_read}",
+    ]
+    if x.redis_counts is None:
+        out.append("Redis: not read")
+    elif x.matches:
+        out.append("Redis: the published counts match the dossier state")
+    else:
+        diff = {k: (c.get(k, 0), x.redis_counts.get(k, 0)) for k in COUNT_FIELDS if c.get(k, 0) != x.redis_counts.get(k, 0)}
+        out.append("Redis: DIFFERS from the dossier state (state, redis): "
+                   + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
+                   + " (a worker may not have published or flushed yet)")
+    for category in CATEGORIES:
+        sample = x.samples[category]
+        out += ["", f"{category}: {x.totals[category]} dossier(s)" + (f", showing {len(sample)}" if sample else "")]
+        for d in sample:
+            out.append(f"  dossier {d.dossier_id}: channel {d.channel}, outcome {d.outcome or '-'}, mode {d.mode}"
+                       + (", in-person step" if d.in_person_step else "") + (", VOIDED" if d.voided else ""))
+            for e in d.events:
+                ev = _event_json(e)
+                state = "live" if e.live else f"dead (superseded by {', '.join(e.superseded_by)})"
+                detail = " ".join(f"{k}={v}" for k, v in ev["fields"].items())
+                roles = f" <- {', '.join(e.roles)}" if e.roles else ""
+                out.append(f"    {ev['occurred_at']}  {ev['type']:<20} {ev['event_id']}  {state}  {detail}{roles}".rstrip())
+    return "\n".join(out) + "\n"

@@ -1,0 +1,202 @@
+"""Rankings and lists ready to read in Redis (issue 5, item 3), rebuilt by the leader worker.
+
+Keys (contract additions, prefix `emc:v1:`), all JSON strings written whole in one MULTI/EXEC
+per period, so a reader never sees half a ranking:
+
+- `ranking:{ministry|province}:{period}`: the as-was ranking of the block (see
+  `streams.domain.rankings.ranking_json`): `view`, `ranking` (rank, code, name, name_en, rate,
+  full_online, resolved), `top`, `under_threshold`, `no_figure`, `silent`, `never`,
+  `maintenance`, `generated_at`.
+- `ranking-restated:{block}:{period}`: the same, restated onto the units valid today.
+- `list:{top10|under10|silent|never|maintenance}:{block}:{period}`: JSON arrays of the as-was
+  lists (top 10 keeps units tied on the 10th place).
+- `rankings:dirty`: set of periods whose agency counts changed since their lists were built.
+  The per-agency Lua script of `streams/redis_snapshots.py` adds the period whenever it changes
+  a count, so a late event that restates an old period also rebuilds that period's lists.
+- `rankings:rebuilding`: periods taken from `rankings:dirty` and not rebuilt yet.
+
+Who writes them: the leader (the worker that owns state partition 0), in its own loop beside
+the snapshot timer: every period it pops from `rankings:dirty`, and the current
+day/month/quarter/year when an agency's status changed or every 10 seconds. The lists
+are rebuilt from the agency hashes in Redis, not from the leader's own tables, so they cover
+the agencies of every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timezone
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams.domain.periods import parse_period
+from streams.domain.rankings import (
+    BlockRanking,
+    build_block_ranking,
+    ranked_json,
+    ranking_json,
+    status_json,
+)
+from streams.domain.registry import BLOCKS, Registry
+from streams.domain.reorg import AS_WAS, RESTATED, restate, restated_units
+from streams.domain.snapshot import counts_from_hash
+from streams.redis_snapshots import RedisKeys
+
+log = logging.getLogger(__name__)
+
+# KEYS: dirty set, rebuilding set. ARGV: how many to move. Returns every period being rebuilt.
+_CLAIM_DIRTY = """
+local popped = redis.call('SPOP', KEYS[1], ARGV[1])
+for _, period in ipairs(popped) do redis.call('SADD', KEYS[2], period) end
+return redis.call('SMEMBERS', KEYS[2])
+"""
+LIST_KINDS = ("top10", "under10", "silent", "never", "maintenance")
+MAX_DIRTY_PER_TICK = 64
+CURRENT_REFRESH_S = 10.0  # the current periods' status lists are at most this old
+
+
+class RankingKeys(RedisKeys):
+    def ranking(self, block: str, period: str, view: str = AS_WAS) -> str:
+        kind = "ranking" if view == AS_WAS else "ranking-restated"
+        return f"{self.prefix}{kind}:{block}:{period}"
+
+    def list(self, kind: str, block: str, period: str) -> str:
+        return f"{self.prefix}list:{kind}:{block}:{period}"
+
+    @property
+    def rankings_rebuilding(self) -> str:
+        return f"{self.prefix}rankings:rebuilding"
+
+    def targets(self, period: str) -> str:
+        return f"{self.prefix}targets:{period}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+async def read_period_counts(client: aioredis.Redis, keys: RedisKeys, registry: Registry, period: str) -> dict[str, dict[str, int]]:
+    """agency code -> counts of the period, for every registry agency that has a hash."""
+    codes = [agency.code for agency in registry]
+    async with client.pipeline(transaction=False) as pipe:
+        for code in codes:
+            pipe.hgetall(keys.agency(code, period))
+        hashes = await pipe.execute()
+    return {code: counts_from_hash(fields) for code, fields in zip(codes, hashes, strict=True) if fields}
+
+
+async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, str]:
+    """agency code -> status, from the `agencies` hash (documents without a status are left out)."""
+    out: dict[str, str] = {}
+    for code, raw in (await client.hgetall(keys.agencies)).items():
+        doc = orjson.loads(raw)
+        if isinstance(doc, dict) and isinstance(doc.get("status"), str):
+            out[_text(code)] = doc["status"]
+    return out
+
+
+def block_rankings(
+    registry: Registry,
+    period_text: str,
+    counts: Mapping[str, Mapping[str, int]],
+    statuses: Mapping[str, str],
+    today: date,
+    view: str,
+    blocks: Iterable[str] = BLOCKS,
+    restate_on: date | None = None,
+) -> dict[str, BlockRanking]:
+    """The rankings of a period in one view; restated onto the units valid on `restate_on`
+    (default `today`). Status lists are of the units valid `today`."""
+    period = parse_period(period_text)
+    if view == AS_WAS:
+        return {
+            block: build_block_ranking(block, period, counts, registry, statuses, status_day=today, view=AS_WAS)
+            for block in blocks
+        }
+    on = restate_on or today
+    summed, sources = restate(counts, registry, on)
+    merged = {code: codes for code, codes in sources.items() if codes != (code,)}
+    return {
+        block: build_block_ranking(
+            block, period, summed, registry, statuses, status_day=today, view=RESTATED,
+            unit_codes=restated_units(registry, block, on), merged_from=merged,
+        )
+        for block in blocks
+    }
+
+
+class RankingPublisher:
+    """Rebuilds the ranking keys of some periods from the agency hashes (leader only)."""
+
+    def __init__(self, prefix: str, registry: Registry, client: aioredis.Redis) -> None:
+        self.keys = RankingKeys(prefix)
+        self._registry = registry
+        self._client = client
+        self._claim = client.register_script(_CLAIM_DIRTY)
+        self._failures = 0
+        self._statuses: dict[str, str] | None = None
+        self._current_due = 0.0
+
+    async def publish(self, current_periods: Iterable[str], today: date) -> list[str]:
+        """Rebuild the current periods and the dirty ones; returns the periods rebuilt.
+
+        Dirty periods move atomically to `rankings:rebuilding` and leave it only once rebuilt,
+        so a leader that dies or loses Redis midway leaves them for the next tick or leader.
+        A change during a rebuild adds its period to `rankings:dirty` again.
+        """
+        try:
+            claimed = await self._claim(keys=[self.keys.rankings_dirty, self.keys.rankings_rebuilding],
+                                        args=[MAX_DIRTY_PER_TICK])
+            dirty = {_text(p) for p in claimed}
+            statuses = await read_statuses(self._client, self.keys)
+            # A count change marks its period dirty (current periods included), so the current
+            # periods need a rebuild of their own only for their status lists: when a status
+            # changed, and now and then for a new day. Rebuilding them on every tick cost the
+            # leader ~440 HGETALLs a second and delayed its own snapshots.
+            refresh_current = statuses != self._statuses or time.monotonic() >= self._current_due
+            periods = sorted(dirty | (set(current_periods) if refresh_current else set()))
+            for period in periods:
+                await self.publish_period(period, statuses, today)
+                if period in dirty:
+                    await self._client.srem(self.keys.rankings_rebuilding, period)
+            if refresh_current:
+                self._statuses = statuses
+                self._current_due = time.monotonic() + CURRENT_REFRESH_S
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._failures += 1
+            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... failure in a row
+                log.warning("rankings not rebuilt, Redis not reachable (kept for the next tick): %s", exc,
+                            extra={"event": "rankings_retry", "attempt": self._failures})
+            return []
+        self._failures = 0
+        return periods
+
+    async def publish_period(self, period: str, statuses: Mapping[str, str], today: date) -> None:
+        try:
+            parse_period(period)
+        except ValueError:
+            log.warning("not a period in the rankings dirty set, ignored: %r", period)
+            return
+        counts = await read_period_counts(self._client, self.keys, self._registry, period)
+        generated_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        values: dict[str, bytes] = {}
+        for view in (AS_WAS, RESTATED):
+            for block, ranking in block_rankings(self._registry, period, counts, statuses, today, view).items():
+                values[self.keys.ranking(block, period, view)] = orjson.dumps({**ranking_json(ranking), "generated_at": generated_at})
+                if view != AS_WAS:
+                    continue
+                lists = {
+                    "top10": [ranked_json(e) for e in ranking.top(10)],
+                    "under10": [ranked_json(e) for e in ranking.under_threshold],
+                    **{s: [status_json(u) for u in ranking.with_status(s)] for s in ("silent", "never", "maintenance")},
+                }
+                for kind, items in lists.items():
+                    values[self.keys.list(kind, block, period)] = orjson.dumps(items)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.mset(values)
+            await pipe.execute()

@@ -1,0 +1,81 @@
+"""The 2024 profile at reduced scale through the real pipeline (Tansu broker, `emc worker`,
+redis-server): Redis ends up with exactly what the batch computation says, and that is the
+2024 EMC bulletin: the top-10 provinces and ministries in the published order, each published
+rate within half a point, the under-10 % lists, the national and block rates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from streams.domain.events import parse_event
+from streams.domain.registry import Registry
+from streams.domain.snapshot import counts_from_hash
+from streams.errors import InvalidEvent
+from streams.producer import EventProducer
+from streams.simulator import ProfileConfig, ProfileSimulation
+from tests.integration.conftest import wait_until
+from tests.oracle import batch_counts, nonzero
+from tests.published_figures import PUBLISHED_2024
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = Registry.load()
+# Small enough for the pipeline on a busy 2-core machine (~30k messages): few events per
+# dossier (--lean), a heartbeat a month, 150 resolved dossiers for a published rate (its
+# rounding stays within 0.34 point).
+CONFIG = ProfileConfig(profile="2024", scale=0.0001, seed=2024, min_resolved_published=150, min_resolved=20,
+                       lean=True, heartbeat_every=timedelta(days=30), duplicate_share=0.02, correction_share=0.02,
+                       void_share=0.01, late_share=0.02, bad_share=0.002)
+
+
+def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, start_worker, redis_client) -> None:
+    simulation = ProfileSimulation(CONFIG, REGISTRY)
+    messages = list(simulation.messages())
+    valid = []
+    for message in messages:
+        try:
+            event = parse_event(message.value, message.key)
+        except InvalidEvent:
+            continue
+        if event.agency_code in REGISTRY:
+            valid.append(event)
+    expected = {key: row for key, row in batch_counts(valid).items() if len(key[1]) == 4}  # year rows
+    assert len(messages) < 40_000 and len(expected) > 60
+
+    worker = start_worker()
+    with EventProducer(settings) as producer:
+        for message in messages:
+            producer.send(message.key, message.value)
+        producer.flush()
+
+    prefix = settings.redis_prefix
+
+    def drained() -> bool:
+        pipe = redis_client.pipeline(transaction=False)
+        for agency, period in expected:
+            pipe.hgetall(f"{prefix}agency:{agency}:{period}")
+        found = [nonzero(counts_from_hash(fields)) for fields in pipe.execute()]
+        return found == list(expected.values())
+
+    wait_until(drained, 170, f"Redis to equal the batch computation; worker log:\n{worker.log_tail()}", interval_s=2)
+
+    def rank(block: str) -> list[tuple[str, float]]:
+        return [(code, 100 * score) for code, score in redis_client.zrevrange(f"{prefix}rank:{block}:2024", 0, -1, withscores=True)]
+
+    def rate(key: str) -> float:
+        return 100 * float(redis_client.hget(f"{prefix}{key}:2024", "full_online_rate"))
+
+    provinces, ministries = rank("province"), rank("ministry")
+    assert [code for code, _ in provinces[:10]] == PUBLISHED_2024["province_top10"]
+    assert [code for code, _ in ministries[:10]] == PUBLISHED_2024["ministry_top10"]
+    for code, published in {**PUBLISHED_2024["province_rates"], **PUBLISHED_2024["ministry_rates"]}.items():
+        assert abs(rate(f"agency:{code}") - published) < 0.5, code
+    assert {code for code, r in provinces if r < 10} == PUBLISHED_2024["under10"]["province"]
+    assert {code for code, r in ministries if r < 10} == PUBLISHED_2024["under10"]["ministry"]
+    for block in ("national", "ministry", "province"):
+        assert abs(rate(f"block:{block}") - PUBLISHED_2024[block]) < 0.5, block
+    # The silent units have no figures at all.
+    ranked = {code for code, _ in provinces + ministries}
+    assert len({a.code for a in REGISTRY.valid_on(simulation.days[180][0])} - ranked) == PUBLISHED_2024["silent"]

@@ -1,0 +1,292 @@
+"""Control records (targets, maintenance windows): validation, keys, the latest-record state,
+and the CLI's refusal of bad input (before anything reaches a broker)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from streams.cli import main
+from streams.domain.control import (
+    CONTROL_SCHEMA,
+    ControlState,
+    Maintenance,
+    Target,
+    agency_control_fields,
+    apply_message,
+    current_agency_targets,
+    encode_record,
+    make_maintenance,
+    make_target,
+    parse_control_message,
+)
+from streams.domain.registry import Registry
+from streams.errors import InvalidControlRecord
+
+REGISTRY = Registry.load()
+CODES = [a.code for a in REGISTRY]
+CURRENT = [a.code for a in REGISTRY if a.valid_to is None and a.valid_from <= date(2020, 1, 1)]
+ENDED = [a for a in REGISTRY if a.valid_to is not None or a.valid_from > date(2020, 1, 1)]
+SET_AT = "2025-05-01T00:00:00Z"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "agency-control.v1.json"
+
+codes = st.sampled_from(CURRENT)
+years = st.integers(2020, 2030)
+target_periods = st.one_of(
+    years.map(str),
+    st.tuples(years, st.integers(1, 4)).map(lambda t: f"{t[0]}-Q{t[1]}"),
+    st.tuples(years, st.integers(1, 12)).map(lambda t: f"{t[0]}-{t[1]:02d}"),
+)
+ratios = st.floats(0, 1, allow_nan=False)
+instants = st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC))
+offsets = st.sampled_from([timedelta(0), timedelta(hours=7), timedelta(hours=-5), timedelta(hours=5, minutes=30)])
+
+
+def _rfc3339(moment: datetime, offset: timedelta) -> str:
+    return moment.astimezone(timezone(offset)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _us(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+@given(codes, target_periods, ratios)
+def test_a_valid_target_survives_the_topic_under_its_key(agency: str, period: str, ratio: float) -> None:
+    target = make_target(REGISTRY, agency, period, ratio, SET_AT)
+    key, value = encode_record(target)
+    assert key == f"target:{agency}:{period}".encode()
+    doc = orjson.loads(value)
+    assert (doc["schema"], doc["kind"], doc["agency"], doc["period"], doc["ratio"]) == (CONTROL_SCHEMA, "target", agency, period, ratio)
+    assert parse_control_message(REGISTRY, key, value) == (key.decode(), target)
+
+
+@given(codes, target_periods, st.one_of(st.floats(allow_nan=True), st.integers(-5, 5), st.booleans(), st.text(max_size=3)))
+def test_a_ratio_outside_0_1_is_refused(agency: str, period: str, ratio: object) -> None:
+    valid = (not isinstance(ratio, bool) and isinstance(ratio, (int, float)) and not math.isnan(ratio) and 0 <= ratio <= 1)
+    if valid:
+        assert make_target(REGISTRY, agency, period, ratio, SET_AT).ratio == ratio
+    else:
+        with pytest.raises(InvalidControlRecord, match="ratio"):
+            make_target(REGISTRY, agency, period, ratio, SET_AT)
+
+
+@given(st.text(min_size=1, max_size=8))
+def test_an_agency_outside_the_registry_is_refused(code: str) -> None:
+    assume(code not in REGISTRY)
+    with pytest.raises(InvalidControlRecord, match="unknown agency"):
+        make_target(REGISTRY, code, "2025-04", 0.5, SET_AT)
+    with pytest.raises(InvalidControlRecord, match="unknown agency"):
+        make_maintenance(REGISTRY, code, "2025-04-01T00:00:00Z", "2025-04-02T00:00:00Z", "x", SET_AT)
+
+
+@given(st.sampled_from(ENDED), target_periods)
+def test_a_target_needs_the_agency_to_exist_in_the_period(agency, period: str) -> None:
+    year = int(period[:4])
+    if period.isdigit():
+        first, last = date(year, 1, 1), date(year, 12, 31)
+    elif "Q" in period:
+        quarter = int(period[-1])
+        first = date(year, 3 * quarter - 2, 1)
+        last = (date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)) - timedelta(days=1)
+    else:
+        month = int(period[5:])
+        first = date(year, month, 1)
+        last = (date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)) - timedelta(days=1)
+    exists = agency.valid_from <= last and (agency.valid_to is None or first <= agency.valid_to)
+    if exists:
+        assert make_target(REGISTRY, agency.code, period, 0.7, SET_AT).period == period
+    else:
+        with pytest.raises(InvalidControlRecord, match="not valid in"):
+            make_target(REGISTRY, agency.code, period, 0.7, SET_AT)
+
+
+@pytest.mark.parametrize("period", ["2025-04-30", "2025-13", "2025-Q5", "25", "", "2025-4", "april"])
+def test_a_period_that_is_not_a_month_quarter_or_year_is_refused(period: str) -> None:
+    with pytest.raises(InvalidControlRecord, match="period"):
+        make_target(REGISTRY, CURRENT[0], period, 0.5, SET_AT)
+
+
+@given(codes, instants, instants, offsets, offsets, st.text(min_size=1, max_size=40).filter(str.strip), instants)
+def test_a_maintenance_window_needs_until_after_from_and_is_half_open(
+    agency: str, start: datetime, until: datetime, off1: timedelta, off2: timedelta, reason: str, now: datetime
+) -> None:
+    start_text, until_text = _rfc3339(start, off1), _rfc3339(until, off2)
+    start_s, until_s = start.replace(microsecond=0), until.replace(microsecond=0)
+    if until_s <= start_s:
+        with pytest.raises(InvalidControlRecord, match="until"):
+            make_maintenance(REGISTRY, agency, start_text, until_text, reason, SET_AT)
+        return
+    window = make_maintenance(REGISTRY, agency, start_text, until_text, reason, SET_AT)
+    key, value = encode_record(window)
+    assert parse_control_message(REGISTRY, key, value) == (f"maintenance:{agency}", window)
+    assert window.active_at(_us(now)) == (start_s <= now < until_s)
+    assert window.active_at(_us(start_s)) and not window.active_at(_us(until_s))
+    state = ControlState.of([window])
+    assert (state.maintenance_at(agency, _us(now)) is not None) == (start_s <= now < until_s)
+    fields = agency_control_fields(state, agency, _us(now), "2025-05")
+    assert fields["maintenance"] == ({"from": start_text, "until": until_text, "reason": reason.strip()} if now < until_s else None)
+
+
+@pytest.mark.parametrize(
+    ("start", "until", "reason", "message"),
+    [
+        ("2025-05-01T10:00:00+07:00", "2025-05-01T09:00:00+07:00", "x", "must be after"),
+        ("2025-05-01T10:00:00+07:00", "2025-05-01T03:00:00Z", "x", "must be after"),  # the same instant
+        ("2025-05-01T10:00:00", "2025-05-02T10:00:00+07:00", "x", "with an offset"),
+        ("2025-05-01", "2025-05-02T10:00:00+07:00", "x", "with an offset"),
+        ("2025-02-30T10:00:00Z", "2025-05-02T10:00:00+07:00", "x", "RFC 3339"),
+        ("2025-05-01T10:00:00Z", "2025-05-02T10:00:00Z", "  ", "reason"),
+        ("2025-05-01T10:00:00Z", "2025-05-02T10:00:00Z", "x" * 501, "reason"),
+    ],
+)
+def test_bad_maintenance_windows_are_refused(start: str, until: str, reason: str, message: str) -> None:
+    with pytest.raises(InvalidControlRecord, match=message):
+        make_maintenance(REGISTRY, CURRENT[0], start, until, reason, SET_AT)
+
+
+def test_messages_whose_key_and_value_disagree_or_are_not_records_are_refused() -> None:
+    target = make_target(REGISTRY, CURRENT[0], "2025-04", 0.5, SET_AT)
+    _, value = encode_record(target)
+    bad = [
+        (f"target:{CURRENT[1]}:2025-04".encode(), value, "does not match"),
+        (None, value, "needs a key"),
+        (b"other:X", value, "expected target"),
+        (b"target:X:2025-04", b"{not json", "not JSON"),
+        (b"target:X:2025-04", b'{"schema": "other"}', "not an emc.agency-control.v1"),
+        (b"target:X:2025-04", orjson.dumps({"schema": CONTROL_SCHEMA, "kind": "target", "agency": CURRENT[0]}), "without"),
+        (b"target:X:2025-04", orjson.dumps({"schema": CONTROL_SCHEMA, "kind": "bogus"}), "kind"),
+    ]
+    for key, raw, message in bad:
+        with pytest.raises(InvalidControlRecord, match=message):
+            parse_control_message(REGISTRY, key, raw)
+    assert parse_control_message(REGISTRY, b"maintenance:T01", None) == ("maintenance:T01", None)
+
+
+record_ops = st.lists(
+    st.tuples(st.sampled_from(CURRENT[:3]), st.sampled_from(["2025-04", "2025-Q2", "2025"]),
+              st.one_of(st.none(), ratios), st.booleans()),
+    max_size=30,
+)
+
+
+@given(record_ops)
+def test_the_state_keeps_the_latest_record_of_each_key_and_tombstones_remove(ops) -> None:
+    records: dict = {}
+    expected_targets: dict[tuple[str, str], float] = {}
+    expected_windows: dict[str, int] = {}
+    for i, (agency, period, ratio, is_window) in enumerate(ops):
+        if is_window:
+            key = f"maintenance:{agency}"
+            record = None if ratio is None else make_maintenance(
+                REGISTRY, agency, "2025-05-01T00:00:00Z", f"2025-05-{i % 27 + 2:02d}T00:00:00Z", f"r{i}", SET_AT)
+            if record is None:
+                expected_windows.pop(agency, None)
+            else:
+                expected_windows[agency] = record.until_us
+        else:
+            key = f"target:{agency}:{period}"
+            record = None if ratio is None else make_target(REGISTRY, agency, period, ratio, SET_AT)
+            if ratio is None:
+                expected_targets.pop((agency, period), None)
+            else:
+                expected_targets[(agency, period)] = ratio
+        raw_key, raw_value = (key.encode(), None) if record is None else encode_record(record)
+        apply_message(records, *parse_control_message(REGISTRY, raw_key, raw_value))
+    state = ControlState.of(records.values())
+    assert {k: t.ratio for k, t in state.targets.items()} == expected_targets
+    assert {a: w.until_us for a, w in state.maintenance.items()} == expected_windows
+    by_period: dict[str, dict[str, float]] = {}
+    for (agency, period), ratio in expected_targets.items():
+        by_period.setdefault(period, {})[agency] = ratio
+    assert state.targets_by_period() == by_period
+    current = {"day": "2025-04-30", "month": "2025-04", "quarter": "2025-Q2", "year": "2025"}
+    assert current_agency_targets(state, CURRENT[:3], current) == {
+        (agency, {"2025-04": "month", "2025-Q2": "quarter", "2025": "year"}[period]): ratio
+        for (agency, period), ratio in expected_targets.items()
+    }
+    with pytest.raises(TypeError):
+        state.targets[("X", "2025")] = None  # type: ignore[index]
+
+
+def test_the_json_schema_accepts_the_records_and_refuses_bad_ones() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    target = make_target(REGISTRY, CURRENT[0], "2025-Q2", 0.85, SET_AT)
+    window = make_maintenance(REGISTRY, CURRENT[0], "2025-05-01T08:00:00+07:00", "2025-05-02T08:00:00+07:00", "upgrade", SET_AT)
+    for record in (target, window):
+        validator.validate(orjson.loads(encode_record(record)[1]))
+    for bad in (
+        {**target.to_json(), "ratio": 1.5},
+        {**target.to_json(), "period": "2025-04-30"},
+        {**window.to_json(), "until": "tomorrow"},
+        {k: v for k, v in window.to_json().items() if k != "reason"},
+    ):
+        assert not validator.is_valid(bad), bad
+
+
+# -- the CLI refuses bad input with one line, exit 2, before reaching any broker -----------
+
+NOWHERE = ["--broker", "kafka://127.0.0.1:9"]  # nothing listens there: a refusal must come first
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["targets", "set", "XX99", "2025-04", "0.8"], "unknown agency 'XX99'"),
+        (["targets", "set", CURRENT[0], "2025-04", "1.5"], "ratio must be a number between 0 and 1"),
+        (["targets", "set", CURRENT[0], "2025-04", "150%"], "ratio must be a number between 0 and 1"),
+        (["targets", "set", CURRENT[0], "2025-04", "lots"], "ratio must be a number between 0 and 1"),
+        (["targets", "set", CURRENT[0], "2025-04-30", "0.8"], "per month, quarter or year"),
+        (["targets", "clear", "XX99", "2025-04"], "unknown agency"),
+        (["agency", "maintenance", "XX99", "--until", "2025-05-01T10:00:00+07:00", "--reason", "x"], "unknown agency"),
+        (["agency", "maintenance", CURRENT[0], "--from", "2025-05-01T10:00:00+07:00",
+          "--until", "2025-05-01T09:00:00+07:00", "--reason", "x"], "must be after from"),
+        (["agency", "maintenance", CURRENT[0], "--until", "2025-05-01T10:00:00+07:00"], "needs --until and --reason"),
+        (["agency", "maintenance", CURRENT[0], "--clear", "--reason", "x"], "--clear takes no"),
+        (["agency", "maintenance", "XX99", "--clear"], "unknown agency"),
+    ],
+)
+def test_the_cli_refuses_bad_input_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    assert main([*argv, *NOWHERE]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emc: error: ") and message in lines[0], captured.err
+    assert captured.out == ""
+
+
+def test_the_cli_refusal_is_one_line_from_a_real_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "targets", "set", CURRENT[0], "2025-04", "1.5", *NOWHERE],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "emc: error: ratio must be a number between 0 and 1 (0.85 for 85 %), got 1.5"
+    ]
+
+
+def test_records_are_plain_frozen_values() -> None:
+    target = make_target(REGISTRY, CURRENT[0], "2025", 0.5, SET_AT)
+    assert isinstance(target, Target)
+    with pytest.raises(AttributeError):
+        target.ratio = 0.6  # type: ignore[misc]
+    window = make_maintenance(REGISTRY, CURRENT[0], "2025-05-01T00:00:00Z", "2025-05-02T00:00:00Z", "r", SET_AT)
+    assert isinstance(window, Maintenance) and window.key == f"maintenance:{CURRENT[0]}"
+
+
+@given(ratios)
+def test_target_ratios_are_written_to_redis_as_plain_decimals(ratio: float) -> None:
+    from streams.control import decimal_text
+
+    text = decimal_text(ratio)
+    assert "e" not in text and abs(float(text) - ratio) <= 5e-11

@@ -1,0 +1,106 @@
+"""`emc explain` (pure part): dossier rows as the worker writes them, read back from a changelog."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from streams.codec import SourcedEvent
+from streams.domain.dossier import COUNT_FIELDS, MODES
+from streams.domain.events import parse_event
+from streams.errors import InvalidEvent
+from streams.explain import CATEGORIES, explain, explanation_json, render_explanation_text, rows_from_records
+from streams.simulator import SimulationConfig, simulate
+from streams.state import StateApplier, StateStores
+from tests.oracle import batch_counts
+
+AGENCIES = ("T01", "T35", "BCT")
+
+
+class ChangelogStore:
+    """A dict store that also keeps every write in order, like a Faust table's changelog."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.log: list[tuple[bytes, bytes]] = []
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+        self.log.append((key.encode("utf-8"), value))
+
+
+@pytest.fixture(scope="module")
+def applied() -> tuple[ChangelogStore, list]:
+    config = SimulationConfig(
+        agencies=AGENCIES, dossiers=300, seed=7,
+        start=datetime(2025, 3, 20, tzinfo=timezone.utc), end=datetime(2025, 5, 10, tzinfo=timezone.utc),
+        duplicate_share=0.15, correction_share=0.15, void_share=0.05, late_share=0.2, bad_share=0.0,
+    )
+    events, offset = [], 0
+    for message in simulate(config):
+        try:
+            events.append(SourcedEvent(0, offset, parse_event(message.value, message.key)))
+        except InvalidEvent:
+            pass
+        offset += 1
+    dossiers = ChangelogStore()
+    applier = StateApplier(StateStores(ChangelogStore(), dossiers, ChangelogStore(), ChangelogStore()))
+    for start in range(0, len(events), 50):
+        applier.apply_batch(events[start:start + 50])
+    return dossiers, [e.event for e in events]
+
+
+@pytest.mark.parametrize("agency", AGENCIES)
+@pytest.mark.parametrize("period", ["2025-04", "2025-Q2", "2025", "2025-04-15"])
+def test_counts_from_the_changelog_equal_the_batch_computation(applied, agency: str, period: str) -> None:
+    dossiers, events = applied
+    rows = rows_from_records(dossiers.log, agency)
+    expected = batch_counts(events).get((agency, period), {})
+    result = explain(agency, period, rows, sample=2, redis_counts=dict(expected))
+    assert {k: v for k, v in result.counts.items() if v} == expected
+    assert result.matches is True
+    for mode in MODES:
+        assert result.totals[mode] == expected.get(mode, 0)
+    assert result.totals["rejected"] == expected.get("rejected", 0)
+    assert result.totals["withdrawn"] == expected.get("withdrawn", 0)
+    for category in CATEGORIES:
+        sample = result.samples[category]
+        assert len(sample) == min(2, result.totals[category])
+        for dossier in sample:
+            if category in MODES:
+                assert dossier.mode == category
+            live = [e for e in dossier.events if e.live]
+            dead = [e for e in dossier.events if not e.live]
+            assert all(e.superseded_by for e in dead) and not any(e.roles for e in dead)
+            if category in MODES or category == "rejected":
+                assert sum("resolution" in e.roles for e in live) == 1
+    different = dict(expected, resolved=expected.get("resolved", 0) + 1)
+    assert explain(agency, period, rows, redis_counts=different).matches is False
+    doc = explanation_json(result)
+    assert set(doc["counts"]) == set(COUNT_FIELDS)
+    assert render_explanation_text(result, agency).count("dossier") >= 1
+
+
+def test_superseded_events_are_shown_dead_with_what_superseded_them(applied) -> None:
+    dossiers, _ = applied
+    found = 0
+    for agency in AGENCIES:
+        for sample in explain(agency, "2025", rows_from_records(dossiers.log, agency), sample=1000).samples.values():
+            for dossier in sample:
+                for e in dossier.events:
+                    if not e.live:
+                        found += 1
+                        names = {o.event.event_id: o.event for o in dossier.events}
+                        assert all(names[s].supersedes == e.event.event_id for s in e.superseded_by)
+    assert found > 0  # the simulated corrections are visible
+
+
+def test_last_value_per_key_and_only_the_agencys_keys() -> None:
+    row1, row2 = b'[[0, 1, ["a"]]]', b'[[0, 2, ["b"]]]'
+    records = [(b"T1\x1fd1", row1), (b"T10\x1fd1", row2), (b"T1\x1fd1", row2), (b"T1\x1fd2", row1), (b"T1\x1fd2", None), (None, row1)]
+    assert rows_from_records(records, "T1") == {"d1": [[0, 2, ["b"]]]}
+    assert rows_from_records(records, "T10") == {"d1": [[0, 2, ["b"]]]}
