@@ -8,30 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date
 from pathlib import Path
 
+from streams.cli_types import day, positive_integer
 from streams.errors import ConfigError, ExternalServiceError
 from streams.settings import Settings, load_settings
 
 COMMANDS = ("report", "explain")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _redis_flags(parser: argparse.ArgumentParser) -> None:
@@ -47,19 +30,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--format", choices=["text", "json", "html"], default="text")
     report.add_argument("--view", choices=["as-was", "restated"], default="as-was",
                         help="as-was: agencies as they were; restated: summed onto today's successors")
-    report.add_argument("--restate-on", type=_day, default=None, help="restated view: the units of this day (default today)")
-    report.add_argument("--top", type=_positive, default=10, help="length of the top lists (default 10)")
+    report.add_argument("--restate-on", type=day, default=None, help="restated view: the units of this day (default today)")
+    report.add_argument("--top", type=positive_integer, default=10, help="length of the top lists (default 10)")
     report.add_argument("--out", type=Path, default=None, help="write to this file instead of standard output")
     _redis_flags(report)
 
     explain = commands.add_parser("explain", help="why an agency's figure of a period is what it is")
     explain.add_argument("agency")
     explain.add_argument("period", help="YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD")
-    explain.add_argument("--sample", type=_positive, default=3, help="dossiers shown per mode (default 3)")
+    explain.add_argument("--sample", type=positive_integer, default=3, help="dossiers shown per mode (default 3)")
     explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.add_argument("--broker", default=None, help="kafka://HOST:PORT (env EMC_BROKER)")
     explain.add_argument("--app-id", default=None, help="the workers' app id (env EMC_APP_ID): names the changelog")
-    explain.add_argument("--timeout", type=_positive, default=60, help="seconds to read the changelog (default 60)")
+    explain.add_argument("--timeout", type=positive_integer, default=60, help="seconds to read the changelog (default 60)")
     _redis_flags(explain)
 
 

@@ -9,60 +9,31 @@ from datetime import timedelta
 from pathlib import Path
 
 from streams.calibration import PROFILES
+from streams.cli_types import count, positive_number, share
 from streams.errors import ConfigError
 from streams.pacing import Pacer, Progress
 from streams.settings import Settings
 from streams.simulator import ProfileConfig, ProfileSimulation, SimMessage
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
 def add_traffic_arguments(parser: argparse.ArgumentParser, scale: float, floors: tuple[int, int],
                           heartbeat_hours: float) -> None:
     """The flags shared by `emc simulate` and `emc local`."""
     parser.add_argument("--profile", choices=PROFILES, default="2024", help="published figures to reproduce (default 2024)")
-    parser.add_argument("--scale", type=_positive, default=scale,
+    parser.add_argument("--scale", type=positive_number, default=scale,
                         help=f"share of the real volume (default {scale}; 2024 is ~76 million resolved dossiers)")
     parser.add_argument("--seed", type=int, default=1, help="same seed, same bytes")
-    parser.add_argument("--min-resolved-published", type=_count, default=floors[0],
+    parser.add_argument("--min-resolved-published", type=count, default=floors[0],
                         help=f"at least this many resolved dossiers for an agency with a published rate (default {floors[0]})")
-    parser.add_argument("--min-resolved", type=_count, default=floors[1],
+    parser.add_argument("--min-resolved", type=count, default=floors[1],
                         help=f"at least this many for the other agencies (default {floors[1]})")
     parser.add_argument("--heartbeat-every", type=float, default=heartbeat_hours, metavar="HOURS",
                         help=f"hours between an agency's heartbeats, 0 for none (default {heartbeat_hours:g})")
-    parser.add_argument("--duplicates", type=_share, default=0.02, help="share of events sent twice")
-    parser.add_argument("--corrections", type=_share, default=0.01, help="share of dossiers with a corrected event (supersedes)")
-    parser.add_argument("--voids", type=_share, default=0.005, help="extra voided dossiers per resolved dossier")
-    parser.add_argument("--late", type=_share, default=0.02, help="share of events sent hours to days late")
-    parser.add_argument("--bad", type=_share, default=0.001, help="share of events followed by a bad message (dead letter)")
+    parser.add_argument("--duplicates", type=share, default=0.02, help="share of events sent twice")
+    parser.add_argument("--corrections", type=share, default=0.01, help="share of dossiers with a corrected event (supersedes)")
+    parser.add_argument("--voids", type=share, default=0.005, help="extra voided dossiers per resolved dossier")
+    parser.add_argument("--late", type=share, default=0.02, help="share of events sent hours to days late")
+    parser.add_argument("--bad", type=share, default=0.001, help="share of events followed by a bad message (dead letter)")
     parser.add_argument("--lean", action="store_true", help="only the events classification needs (faster pipelines)")
 
 
@@ -70,8 +41,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add_traffic_arguments(parser, scale=0.001, floors=(200, 100), heartbeat_hours=24)
     parser.add_argument("--period", default=None,
                         help="YYYY, YYYY-Qn or YYYY-MM inside which every dossier is resolved (default: 2024 / 2025)")
-    parser.add_argument("--rate", type=_positive, default=None, metavar="EV_PER_S", help="publish at most this many messages a second")
-    parser.add_argument("--speedup", type=_positive, default=None, metavar="X",
+    parser.add_argument("--rate", type=positive_number, default=None, metavar="EV_PER_S", help="publish at most this many messages a second")
+    parser.add_argument("--speedup", type=positive_number, default=None, metavar="X",
                         help="pace by the simulated clock, X times faster than real time")
     parser.add_argument("--to", type=Path, help="write JSON lines to this file instead of publishing")
     parser.add_argument("--publish", action="store_true", help="publish to the broker (the default without --to)")
