@@ -126,6 +126,17 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     assert agency_doc(A)["maintenance"] is None
     assert agency_doc(B)["status"] == "maintenance"
 
+    # What officials read: the leader's list and `emc report` show B in maintenance and A's target.
+    def maintenance_list() -> list[str]:
+        raw = redis_client.get(f"{prefix}list:maintenance:ministry:{periods['month']}")
+        return [unit["code"] for unit in json.loads(raw)] if raw else []
+
+    wait_until(lambda: maintenance_list() == [B], 30, "B in the leader's maintenance list")
+    report = json.loads(emc(settings, "report", "--period", periods["month"], "--format", "json").stdout)
+    assert [unit["code"] for unit in report["blocks"]["ministry"]["maintenance"]] == [B]
+    assert report["blocks"]["province"]["maintenance"] == []
+    assert report["blocks"]["province"]["agency_targets"][A] == 0.9
+
     # Targets: the agency's own, for the current month and year, beside the shipped block ones.
     text = worker.metrics_text()
     targets = _samples(text, "emc_target_ratio")
