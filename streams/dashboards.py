@@ -234,6 +234,15 @@ def national_dashboard() -> dict[str, Any]:
                 value_name="rate", unit="percentunit", sort_desc=False,
                 description="Agencies that resolved dossiers in the period and handled under 10 % of them fully "
                             "online"), 24, 8),
+        (_row("Other indicators"), 0, 0),
+        (_table("Indicators by block ($window)",
+                f"max by (block, indicator) (emc_block_indicator_ratio{{{window}}})",
+                value_name="rate", unit="percentunit", link_agency=False,
+                description="From the same counts: online_payment_rate (online payments / payments), "
+                            "online_payment_amount_rate (by amount), digitization_rate (digitized / received), "
+                            "electronic_result_rate (electronic results / completed), on_time_rate (on time / "
+                            "(on time + late)), online_received_rate (received online / received). Absent "
+                            "when the denominator is 0."), 24, 7),
         (_row("Connectivity"), 0, 0),
         (_stat("Agencies by status", [_target("sum by (status) (emc:block_agencies_by_status:sum)", "{{status}}")],
                description="connected, silent (no event nor heartbeat for EMC_SILENT_AFTER), maintenance, "
@@ -313,6 +322,11 @@ def agency_dashboard() -> dict[str, Any]:
         (_timeseries("Resolved dossiers by mode ($window)",
                      [_target(f'emc:agency_dossiers:max{{{agency}, mode!="all", {window}}}', "{{mode}}")],
                      stacked=True), 24, 8),
+        (_table("Other indicators ($window)",
+                f"max by (indicator) (emc_indicator_ratio{{{agency}, {window}}})",
+                value_name="rate", unit="percentunit", link_agency=False,
+                description="Online payments (by count and amount), digitization, electronic results, on-time "
+                            "resolution, dossiers received online; absent when the denominator is 0"), 24, 7),
     ]
     agency_variable = {
         "type": "query", "name": "agency", "label": "Agency", "datasource": DATASOURCE,

@@ -179,6 +179,9 @@ def _worker_series() -> list[dict[str, str]]:
             if ratio is not None:
                 series.append(_series("emc_full_online_ratio", {"agency": code, "block": block, "window": window,
                                                                 **target}, _constant(ratio)))
+                series.append(_series("emc_indicator_ratio", {"agency": code, "block": block,
+                                                              "indicator": "online_received_rate", "window": window,
+                                                              **target}, _constant(ratio)))
         series.append(_series("emc_agency_info", {"agency": code, "block": block, "name": name, **target},
                               _constant(1)))
         series.append(_series("emc_agency_maintenance", {"agency": code, **target}, _constant(maintenance)))
@@ -195,6 +198,8 @@ def _worker_series() -> list[dict[str, str]]:
     for scope, value in (("national", 0.8), ("ministry", 0.85), ("province", 0.7)):
         for window in ("day", "month", "quarter", "year"):
             series.append(_series("emc_target_ratio", {"scope": scope, "window": window, **leader}, _constant(value)))
+            series.append(_series("emc_block_indicator_ratio", {"block": scope, "indicator": "on_time_rate",
+                                                                "window": window, **leader}, _constant(value)))
     for worker in (1, 2):
         target = {"instance": f"emc-worker-{worker}:9108", "job": "emc-worker"}
         series.append(_series("up", target, _constant(1)))
@@ -239,7 +244,7 @@ def test_worker_shaped_series_have_the_names_and_labels_the_worker_exports() -> 
     from streams.metrics import AgencyView, MetricsView, create_metrics
 
     metrics = create_metrics(CollectorRegistry())
-    counts = {"resolved": 2, "full_online": 1}
+    counts = {"resolved": 2, "full_online": 1, "received": 2, "received_online": 1, "on_time": 1, "late": 1}
     metrics.collector.view = MetricsView(
         agencies=(AgencyView(code="T01", block="province", name="Hà Nội", status="connected", maintenance=False,
                              last_event_us=1_000_000, last_heartbeat_us=2_000_000,
