@@ -143,8 +143,16 @@ def simulate(config: SimulationConfig) -> Iterator[SimMessage]:
             # Local midnight is 17:00:00Z; land within two seconds either side of it.
             midnight = (begins_us + _VN_OFFSET_US) // _US_PER_DAY * _US_PER_DAY - _VN_OFFSET_US
             begins_us = midnight + rng.randrange(-2_000_000, 2_000_000)
-        life = _Lifecycle(rng, agency, f"{agency}-D{config.seed}-{number:07d}", begins_us, online_p)
+        # A lifecycle gets its own generator so that it can be rebuilt earlier, with the same
+        # steps, when it would run past `end`: no event may be dated after the window.
+        life_seed = rng.getrandbits(64)
+        dossier_id = f"{agency}-D{config.seed}-{number:07d}"
+        life = _Lifecycle(random.Random(life_seed), agency, dossier_id, begins_us, online_p)
         events = life.build()
+        overshoot_us = life.t - (end_us - 1)
+        if overshoot_us > 0:
+            life = _Lifecycle(random.Random(life_seed), agency, dossier_id, max(start_us, begins_us - overshoot_us), online_p)
+            events = life.build()
         if events and rng.random() < config.correction_share:
             # Correct one event: the correction replaces it with other content.
             wrong = rng.choice(events)

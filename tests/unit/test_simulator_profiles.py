@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
+import orjson
 import pytest
 
 from streams.calibration import Calibration, plan
@@ -198,3 +199,15 @@ def test_the_simple_simulator_heartbeats_are_sparse() -> None:
     assert kinds[True] == 2 * 30
     assert kinds[False] > kinds[True]
     assert not [m for m in simulate(SimulationConfig(agencies=["T01"], dossiers=5, heartbeat_every=None)) if b'"heartbeat"' in m.value]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_simple_simulator_dates_no_event_after_its_window(seed: int) -> None:
+    # A lifecycle lasts at most about 23 days, so every one fits in this window.
+    start, end = datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 4, 1, tzinfo=timezone.utc)
+    config = SimulationConfig(agencies=["T01", "BCT"], dossiers=400, start=start, end=end, seed=seed, bad_share=0.0)
+    occurred = [orjson.loads(m.value)["occurred_at"] for m in simulate(config)]
+    moments = [datetime.fromisoformat(text.replace("Z", "+00:00")) for text in occurred]
+    assert len(moments) > 400
+    assert max(moments) < end
+    assert min(moments) >= start - timedelta(seconds=2)  # midnight dossiers may start just before
