@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from streams import faust_transport
 from streams.codec import decode_batch
-from streams.control import ControlFeed, TargetsPublisher
+from streams.control import ControlFeed, ControlPublisher
 from streams.domain.control import agency_control_fields, current_agency_targets
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
@@ -83,7 +83,7 @@ class Worker:
     owned_partitions: frozenset[int] = frozenset()
     in_sync: bool = False
     control: ControlFeed | None = None  # targets and maintenance, from the whole control topic
-    targets_publisher: TargetsPublisher | None = None
+    control_publisher: ControlPublisher | None = None
     _agency_partition: dict[str, int] = field(default_factory=dict)
 
     def owned_agencies(self) -> list[str]:
@@ -189,7 +189,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
 
     @app.task
     async def run_control_feed() -> None:
-        worker.targets_publisher = TargetsPublisher(connect(settings), settings.redis_prefix)
+        worker.control_publisher = ControlPublisher(connect(settings), settings.redis_prefix)
         await control_feed.run()
 
     @app.task
@@ -278,8 +278,8 @@ async def _tick(worker: Worker) -> None:
         return read_counter_row(worker.stores.counters, agency, period).counts
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
-    if worker.targets_publisher is not None:  # emc:v1:targets:{period}, by the leader
-        await worker.targets_publisher.sync(control, worker.is_leader)
+    if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
+        await worker.control_publisher.sync(control, worker.is_leader)
 
     block_counts = {}
     targets = {}

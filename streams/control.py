@@ -7,9 +7,13 @@
   the beginning at each start, so that the state is rebuilt from the compacted topic after
   any restart and no worker depends on another. The latest record of each key is kept in
   memory and published as an immutable `ControlState` that `_tick` reads.
-- `TargetsPublisher`: the leader's writer of the per-agency targets to Redis:
+- `ControlPublisher`: the leader's writer of the control state to Redis:
   hash `{prefix}targets:{period}`, field agency code -> ratio as a decimal string, and the
-  set `{prefix}target-periods` of the periods that have such a hash.
+  set `{prefix}target-periods` of the periods that have such a hash;
+  hash `{prefix}maintenance-windows`, field agency code -> JSON array of its declared windows
+  (`from`, `until`, `reason`, `declared_at`; ended ones too), read by the rankings and
+  `emc report`. When windows change, the periods they touch go to `{prefix}rankings:dirty` so
+  that the leader rebuilds those periods' lists of units in maintenance.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 import time
 
+import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
@@ -30,7 +35,9 @@ from streams.domain.control import (
     ControlRecord,
     ControlState,
     apply_message,
+    maintenance_from_history,
     parse_control_message,
+    periods_touched,
 )
 from streams.domain.registry import Registry
 from streams.errors import ExternalServiceError, InvalidControlRecord
@@ -47,6 +54,13 @@ def send_control(settings: Settings, key: bytes, value: bytes | None, timeout_s:
     Returns (partition, offset). Creates the compacted topic first when it is missing, so
     that a broker's auto-creation never makes it a plain (deleting) topic.
     """
+    return send_control_messages(settings, [(key, value)], timeout_s)[-1]
+
+
+def send_control_messages(settings: Settings, messages: list[tuple[bytes, bytes | None]],
+                          timeout_s: float = 30.0) -> list[tuple[int, int]]:
+    """Produce control records in order (one key, one partition: compaction keeps the last)
+    and wait for every ack; returns each one's (partition, offset)."""
     from streams.topics import ensure_topics
 
     ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
@@ -58,12 +72,13 @@ def send_control(settings: Settings, key: bytes, value: bytes | None, timeout_s:
     except KafkaError as exc:
         raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
     try:
-        metadata = producer.send(settings.control_topic, key=key, value=value).get(timeout=timeout_s)
+        futures = [producer.send(settings.control_topic, key=key, value=value) for key, value in messages]
+        acks = [future.get(timeout=timeout_s) for future in futures]
     except KafkaError as exc:
         raise ExternalServiceError(f"the broker did not acknowledge the control record: {exc}") from exc
     finally:
         producer.close(timeout=10)
-    return metadata.partition, metadata.offset
+    return [(metadata.partition, metadata.offset) for metadata in acks]
 
 
 def read_control_state(settings: Settings, registry: Registry, timeout_s: float = 30.0) -> ControlState:
@@ -180,7 +195,7 @@ class ControlFeed:
             if changed:
                 self.state = ControlState.of(self._records.values())
                 log.info("control state: %d targets, %d maintenance windows",
-                         len(self.state.targets), len(self.state.maintenance))
+                         len(self.state.targets), self.state.window_count)
             if not self.ready and await self._caught_up(consumer, tps):
                 self.ready = True
                 log.info("control feed caught up (%d records)", len(self._records))
@@ -197,8 +212,8 @@ class ControlFeed:
         return True
 
 
-class TargetsPublisher:
-    """Writes `{prefix}targets:{period}` hashes from the control state (leader only)."""
+class ControlPublisher:
+    """Writes the targets and maintenance windows of the control state to Redis (leader only)."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
@@ -212,6 +227,10 @@ class TargetsPublisher:
     def periods_key(self) -> str:
         return f"{self._prefix}target-periods"
 
+    @property
+    def windows_key(self) -> str:
+        return f"{self._prefix}maintenance-windows"
+
     def forget(self) -> None:
         """Write again on the next `publish` (e.g. after becoming leader again)."""
         self._written = None
@@ -221,6 +240,14 @@ class TargetsPublisher:
             return
         by_period = state.targets_by_period()
         known = {p.decode() if isinstance(p, bytes) else p for p in await self._client.smembers(self.periods_key)}
+        history = state.history_json()
+        written = {_text(code): orjson.loads(raw) for code, raw in (await self._client.hgetall(self.windows_key)).items()}
+        changed = {code for code in written.keys() | history.keys() if written.get(code) != history.get(code)}
+        # The periods of every window that came or went (both sides of a change), as the
+        # leader's rankings must rebuild their lists of units in maintenance.
+        touched = periods_touched(
+            [w for code in changed for w in state.maintenance.get(code, ())]
+            + [maintenance_from_history(code, doc) for code in changed for doc in written.get(code, ())])
         async with self._client.pipeline(transaction=True) as pipe:
             for period in sorted(known | by_period.keys()):
                 pipe.delete(self.targets_key(period))
@@ -229,6 +256,13 @@ class TargetsPublisher:
             pipe.delete(self.periods_key)
             if by_period:
                 pipe.sadd(self.periods_key, *by_period)
+            for code in sorted(changed):
+                if code in history:
+                    pipe.hset(self.windows_key, code, orjson.dumps(history[code]))
+                else:
+                    pipe.hdel(self.windows_key, code)
+            if touched:
+                pipe.sadd(f"{self._prefix}rankings:dirty", *sorted(touched))
             await pipe.execute()
         self._written = state
 
@@ -246,3 +280,8 @@ class TargetsPublisher:
 def decimal_text(ratio: float) -> str:
     """A ratio as a plain decimal string, never in exponent form: 0.85 -> "0.85", 1.0 -> "1"."""
     return f"{ratio:.10f}".rstrip("0").rstrip(".")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+

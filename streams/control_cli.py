@@ -4,7 +4,8 @@
     emc targets clear AGENCY PERIOD
     emc targets list [--format json|table]
     emc agency maintenance AGENCY [--from T] --until T --reason TEXT
-    emc agency maintenance AGENCY --clear
+    emc agency maintenance AGENCY --clear        end the window in effect now, drop those to come
+    emc agency maintenance AGENCY --list         every declared window of the agency
     emc agency status [--format json|table]
 
 Targets and maintenance windows are records of the compacted control topic
@@ -24,8 +25,10 @@ from datetime import UTC, datetime
 
 from streams.domain.control import (
     ControlState,
+    Maintenance,
+    clearing_messages,
+    declaration_messages,
     encode_record,
-    maintenance_key,
     make_maintenance,
     make_target,
     target_key,
@@ -66,7 +69,9 @@ def add_commands(
                              help="RFC 3339 with offset, e.g. 2025-05-01T08:00:00+07:00 (default: now)")
     maintenance.add_argument("--until", default=None, metavar="T", help="RFC 3339 with offset; the window ends there by itself")
     maintenance.add_argument("--reason", default=None, help="why (shown in the status and the reports)")
-    maintenance.add_argument("--clear", action="store_true", help="remove the agency's declared window")
+    maintenance.add_argument("--clear", action="store_true",
+                             help="end the window in effect now (kept as history) and remove the windows to come")
+    maintenance.add_argument("--list", action="store_true", help="print the agency's declared windows, ended ones too")
     add_settings(maintenance, ["broker"])
     status = agency_commands.add_parser("status", help="every agency's status, from Redis")
     status.add_argument("--format", choices=FORMATS, default="table")
@@ -130,25 +135,50 @@ def _targets_clear(args: argparse.Namespace, settings: Settings, registry: Regis
 
 
 def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from streams.control import send_control
+    from streams.control import read_control_state, send_control_messages
+    from streams.domain.events import rfc3339_to_us
 
-    if args.clear:
-        if args.start is not None or args.until is not None or args.reason is not None:
-            raise ConfigError("--clear takes no --from, --until or --reason")
-        if args.agency not in registry:
-            raise ConfigError(f"unknown agency {args.agency!r} (see `emc registry list`)")
-        partition, offset = send_control(settings, maintenance_key(args.agency).encode(), None)
-        print(f"maintenance of {args.agency} cleared (topic {settings.control_topic}, partition {partition}, offset {offset})")
-        return 0
-    if args.until is None or args.reason is None:
-        raise ConfigError("agency maintenance needs --until and --reason (or --clear)")
+    if args.clear and args.list:
+        raise ConfigError("give --clear or --list, not both")
+    if (args.clear or args.list) and (args.start is not None or args.until is not None or args.reason is not None):
+        raise ConfigError(f"--{'clear' if args.clear else 'list'} takes no --from, --until or --reason")
+    if not (args.clear or args.list) and (args.until is None or args.reason is None):
+        raise ConfigError("agency maintenance needs --until and --reason (or --clear, or --list)")
+    if args.agency not in registry:
+        raise ConfigError(f"unknown agency {args.agency!r} (see `emc registry list`)")
     now = _now_rfc3339()
-    start = args.start if args.start is not None else now
-    window = _checked(lambda: make_maintenance(registry, args.agency, start, args.until, args.reason, now))
-    key, value = encode_record(window)  # type: ignore[arg-type]
-    partition, offset = send_control(settings, key, value)
-    print(f"maintenance of {args.agency} from {start} until {args.until} declared "
-          f"(topic {settings.control_topic}, partition {partition}, offset {offset})")
+    window: Maintenance | None = None
+    if not (args.clear or args.list):
+        start = args.start if args.start is not None else now
+        window = _checked(lambda: make_maintenance(registry, args.agency, start, args.until, args.reason, now))  # type: ignore[assignment]
+    # What to send depends on the windows already declared (a new one cuts what it overlaps).
+    state = read_control_state(settings, registry)
+    if args.list:
+        return _print_windows(args.agency, state, rfc3339_to_us(now))
+    messages = (clearing_messages(state, args.agency, now, rfc3339_to_us(now)) if window is None
+                else declaration_messages(state, window))
+    if not messages:
+        print(f"{args.agency} has no maintenance window in effect or to come; nothing sent")
+        return 0
+    acks = send_control_messages(settings, messages)
+    partition, offset = acks[-1]
+    where = f"topic {settings.control_topic}, partition {partition}, offset {offset}"
+    if window is None:
+        print(f"maintenance of {args.agency} ended at {now} ({len(messages)} record(s), {where})")
+    else:
+        changed = f"; {len(messages) - 1} overlapping window(s) cut or replaced" if len(messages) > 1 else ""
+        print(f"maintenance of {args.agency} from {window.start} until {window.until} declared{changed} ({where})")
+    return 0
+
+
+def _print_windows(agency: str, state: ControlState, now_us: int) -> int:
+    windows = state.maintenance.get(agency, ())
+    if not windows:
+        print(f"{agency}: no maintenance window declared")
+        return 0
+    rows = [(w.start, w.until, "in effect" if w.active_at(now_us) else ("ended" if w.until_us <= now_us else "to come"),
+             w.reason) for w in windows]
+    print(render_table(("from", "until", "state", "reason"), rows))
     return 0
 
 

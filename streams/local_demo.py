@@ -28,7 +28,12 @@ from streams.local_stack import free_port, start_redis, start_tansu, wait_for_po
 from streams.pacing import Pacer
 from streams.producer import EventProducer
 from streams.settings import ENV_VARS, Settings, load_settings
-from streams.simulate_cli import add_traffic_arguments, profile_config, pump
+from streams.simulate_cli import (
+    add_traffic_arguments,
+    declare_maintenance,
+    profile_config,
+    pump,
+)
 from streams.simulator import ProfileSimulation
 
 _VN = timezone(timedelta(hours=7))
@@ -130,6 +135,7 @@ def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds:
         if deadline is not None and time.monotonic() > deadline:
             raise _Stop
 
+    declare_maintenance(settings, simulation)
     with EventProducer(settings) as producer:
         try:
             pacer = Pacer(speedup=speedup, window=(simulation.start_us, simulation.end_us))

@@ -6,13 +6,15 @@ per period, so a reader never sees half a ranking:
 - `ranking:{ministry|province}:{period}`: the as-was ranking of the block (see
   `streams.domain.rankings.ranking_json`): `view`, `ranking` (rank, code, name, name_en, rate,
   full_online, resolved), `top`, `under_threshold`, `no_figure`, `silent`, `never`,
-  `maintenance`, `generated_at`.
+  `maintenance` (statuses now), `maintenance_in_period` (units with declared windows touching
+  the period, with the windows), `generated_at`.
 - `ranking-restated:{block}:{period}`: the same, restated onto the units valid today.
-- `list:{top10|under10|silent|never|maintenance}:{block}:{period}`: JSON arrays of the as-was
-  lists (top 10 keeps units tied on the 10th place).
+- `list:{top10|under10|silent|never|maintenance|maintenance-in-period}:{block}:{period}`: JSON
+  arrays of the as-was lists (top 10 keeps units tied on the 10th place).
 - `rankings:dirty`: set of periods whose agency counts changed since their lists were built.
   The per-agency Lua script of `streams/redis_snapshots.py` adds the period whenever it changes
-  a count, so a late event that restates an old period also rebuilds that period's lists.
+  a count, so a late event that restates an old period also rebuilds that period's lists; the
+  control publisher (`streams/control.py`) adds the periods a declared window touches.
 - `rankings:rebuilding`: periods taken from `rankings:dirty` and not rebuilt yet.
 
 Who writes them: the leader (the worker that owns state partition 0), in its own loop beside
@@ -34,10 +36,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from streams.domain.control import Maintenance, maintenance_from_history
 from streams.domain.periods import parse_period
 from streams.domain.rankings import (
     BlockRanking,
     build_block_ranking,
+    maintained_json,
     ranked_json,
     ranking_json,
     status_json,
@@ -55,7 +59,7 @@ local popped = redis.call('SPOP', KEYS[1], ARGV[1])
 for _, period in ipairs(popped) do redis.call('SADD', KEYS[2], period) end
 return redis.call('SMEMBERS', KEYS[2])
 """
-LIST_KINDS = ("top10", "under10", "silent", "never", "maintenance")
+LIST_KINDS = ("top10", "under10", "silent", "never", "maintenance", "maintenance-in-period")
 MAX_DIRTY_PER_TICK = 64
 CURRENT_REFRESH_S = 10.0  # the current periods' status lists are at most this old
 
@@ -74,6 +78,10 @@ class RankingKeys(RedisKeys):
 
     def targets(self, period: str) -> str:
         return f"{self.prefix}targets:{period}"
+
+    @property
+    def maintenance_windows(self) -> str:
+        return f"{self.prefix}maintenance-windows"
 
 
 def _text(value: bytes | str) -> str:
@@ -100,6 +108,19 @@ async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, st
     return out
 
 
+async def read_maintenance_windows(client: aioredis.Redis, keys: RankingKeys) -> dict[str, tuple[Maintenance, ...]]:
+    """agency code -> its declared windows, from the hash the leader writes from the control
+    topic (a document that cannot be read is left out and logged)."""
+    out: dict[str, tuple[Maintenance, ...]] = {}
+    for code, raw in (await client.hgetall(keys.maintenance_windows)).items():
+        agency = _text(code)
+        try:
+            out[agency] = tuple(maintenance_from_history(agency, doc) for doc in orjson.loads(raw))
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+            log.warning("unreadable maintenance windows of %s in %s, left out: %s", agency, keys.maintenance_windows, exc)
+    return out
+
+
 def block_rankings(
     registry: Registry,
     period_text: str,
@@ -109,13 +130,15 @@ def block_rankings(
     view: str,
     blocks: Iterable[str] = BLOCKS,
     restate_on: date | None = None,
+    maintenance_windows: Mapping[str, Iterable[Maintenance]] | None = None,
 ) -> dict[str, BlockRanking]:
     """The rankings of a period in one view; restated onto the units valid on `restate_on`
     (default `today`). Status lists are of the units valid `today`."""
     period = parse_period(period_text)
     if view == AS_WAS:
         return {
-            block: build_block_ranking(block, period, counts, registry, statuses, status_day=today, view=AS_WAS)
+            block: build_block_ranking(block, period, counts, registry, statuses, status_day=today, view=AS_WAS,
+                                       maintenance_windows=maintenance_windows)
             for block in blocks
         }
     on = restate_on or today
@@ -124,7 +147,7 @@ def block_rankings(
     return {
         block: build_block_ranking(
             block, period, summed, registry, statuses, status_day=today, view=RESTATED,
-            unit_codes=restated_units(registry, block, on), merged_from=merged,
+            unit_codes=restated_units(registry, block, on), merged_from=merged, maintenance_windows=maintenance_windows,
         )
         for block in blocks
     }
@@ -183,10 +206,12 @@ class RankingPublisher:
             log.warning("not a period in the rankings dirty set, ignored: %r", period)
             return
         counts = await read_period_counts(self._client, self.keys, self._registry, period)
+        windows = await read_maintenance_windows(self._client, self.keys)
         generated_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         values: dict[str, bytes] = {}
         for view in (AS_WAS, RESTATED):
-            for block, ranking in block_rankings(self._registry, period, counts, statuses, today, view).items():
+            for block, ranking in block_rankings(self._registry, period, counts, statuses, today, view,
+                                                 maintenance_windows=windows).items():
                 values[self.keys.ranking(block, period, view)] = orjson.dumps({**ranking_json(ranking), "generated_at": generated_at})
                 if view != AS_WAS:
                     continue
@@ -194,6 +219,7 @@ class RankingPublisher:
                     "top10": [ranked_json(e) for e in ranking.top(10)],
                     "under10": [ranked_json(e) for e in ranking.under_threshold],
                     **{s: [status_json(u) for u in ranking.with_status(s)] for s in ("silent", "never", "maintenance")},
+                    "maintenance-in-period": [maintained_json(u) for u in ranking.maintained],
                 }
                 for kind, items in lists.items():
                     values[self.keys.list(kind, block, period)] = orjson.dumps(items)

@@ -24,7 +24,13 @@ from streams.domain.rankings import BlockRanking
 from streams.domain.registry import Registry
 from streams.domain.reorg import AS_WAS
 from streams.domain.snapshot import counts_from_hash
-from streams.redis_rankings import RankingKeys, block_rankings, read_period_counts, read_statuses
+from streams.redis_rankings import (
+    RankingKeys,
+    block_rankings,
+    read_maintenance_windows,
+    read_period_counts,
+    read_statuses,
+)
 from streams.targets import block_targets
 
 SCOPES = ("national", "ministry", "province")
@@ -98,6 +104,7 @@ async def gather_report(
         pipe.hgetall(keys.targets(period.text))
         *block_hashes, agency_target_hash = await pipe.execute()
     statuses = await read_statuses(client, keys)
+    windows = await read_maintenance_windows(client, keys)
     targets = block_targets(period.first_day.year)
     totals = {}
     for scope, fields in zip(SCOPES, block_hashes, strict=True):
@@ -107,7 +114,7 @@ async def gather_report(
     agency_targets = {
         (code.decode() if isinstance(code, bytes) else code): _target(value) for code, value in agency_target_hash.items()
     }
-    rankings = block_rankings(registry, period.text, counts, statuses, today, view, blocks, restate_on)
+    rankings = block_rankings(registry, period.text, counts, statuses, today, view, blocks, restate_on, windows)
     sections = tuple(
         BlockSection(
             totals[block],

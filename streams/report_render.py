@@ -12,11 +12,20 @@ from __future__ import annotations
 import html
 import json
 import textwrap
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from streams.domain.control import Maintenance
 from streams.domain.periods import VN_TZ
-from streams.domain.rankings import STATUS_LISTS, RankedUnit, StatusUnit, UnitFigures, ranking_json
+from streams.domain.rankings import (
+    STATUS_LISTS,
+    MaintainedUnit,
+    RankedUnit,
+    StatusUnit,
+    UnitFigures,
+    ranking_json,
+)
 from streams.domain.registry import display_width
 from streams.report import BlockSection, ReportData, Totals
 
@@ -58,6 +67,8 @@ _T = {
         "silent": "Mất kết nối, không gửi dữ liệu (hiện tại)",
         "never": "Chưa từng kết nối (hiện tại)",
         "maintenance": "Đang bảo trì hệ thống (hiện tại)",
+        "maintained": "Tạm ngừng kết nối để bảo trì, nâng cấp hệ thống trong kỳ",
+        "window": "từ {start} đến {until}",
         "none": "Không có",
         "no_rate": "không có số liệu",
         "no_data": "Không có số liệu cho kỳ {period}: chưa có hồ sơ nào được ghi nhận.",
@@ -94,6 +105,8 @@ _T = {
         "silent": "Silent, sending no data (now)",
         "never": "Never connected (now)",
         "maintenance": "In maintenance (now)",
+        "maintained": "Disconnected for declared maintenance during the period",
+        "window": "from {start} until {until}",
         "none": "None",
         "no_rate": "no figure",
         "no_data": "No data for period {period}: no dossier has been recorded.",
@@ -149,7 +162,22 @@ def _local_time(data: ReportData) -> str:
     return data.generated_at.astimezone(VN_TZ).isoformat(timespec="seconds")
 
 
-def _name(unit: UnitFigures | StatusUnit, lang: str) -> str:
+def _window_text(window: Maintenance, lang: str) -> str:
+    """`từ 02/12/2024 00:00 đến 22/12/2024 00:00 (nâng cấp hệ thống)`, Asia/Ho_Chi_Minh time."""
+    def local(us: int) -> str:
+        moment = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).astimezone(VN_TZ)
+        return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
+    span = _T[lang]["window"].format(start=local(window.start_us), until=local(window.until_us))
+    return f"{span} ({window.reason})"
+
+
+def _maintained_lines(units: tuple[MaintainedUnit, ...], lang: str) -> list[str]:
+    if not units:
+        return [f"  {_T[lang]['none']}"]
+    return [f"  {_name(u, lang)} ({u.code}): {'; '.join(_window_text(w, lang) for w in u.windows)}" for u in units]
+
+
+def _name(unit: UnitFigures | StatusUnit | MaintainedUnit, lang: str) -> str:
     return unit.name if lang == "vi" else unit.name_en
 
 
@@ -228,6 +256,7 @@ def render_text(data: ReportData, lang: str = "vi") -> str:
         out += ["", t["under"].format(t=_threshold_text(section, lang)) + f" ({len(under)}):"]
         out += _table(header, _ranked_rows(under, section, lang), {0, 3, 4, 5, 6}) if under else [f"  {t['none']}"]
         out += ["", f"{t['no_figure']} ({len(ranking.no_figure)}):", *_unit_lines(ranking.no_figure, lang)]
+        out += ["", f"{t['maintained']} ({len(ranking.maintained)}):", *_maintained_lines(ranking.maintained, lang)]
         for status in STATUS_LISTS:
             units = ranking.with_status(status)
             out += ["", f"{t[status]} ({len(units)}):", *_unit_lines(units, lang)]
@@ -347,6 +376,14 @@ def _html_list(units: tuple[UnitFigures | StatusUnit, ...], lang: str) -> str:
     return '<ul class="units">' + "".join(f"<li>{_esc(_name(u, lang))} ({_esc(u.code)})</li>" for u in units) + "</ul>"
 
 
+def _html_maintained(units: tuple[MaintainedUnit, ...], lang: str) -> str:
+    if not units:
+        return f"<p>{_esc(_T[lang]['none'])}</p>"
+    items = "".join(f'<li data-code="{_esc(u.code)}">{_esc(_name(u, lang))} ({_esc(u.code)}): '
+                    f"{_esc('; '.join(_window_text(w, lang) for w in u.windows))}</li>" for u in units)
+    return f'<ul class="maintained">{items}</ul>'
+
+
 def _html_card(totals: Totals, lang: str) -> str:
     t = _T[lang]
     status = ""
@@ -385,6 +422,7 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
         body.append(f"<h3>{_esc(t['under'].format(t=_threshold_text(section, lang)))}</h3>")
         body.append(_html_table(ranking.under_threshold, section, lang, "under"))
         body.append(f"<h3>{_esc(t['no_figure'])}</h3>" + _html_list(ranking.no_figure, lang))
+        body.append(f"<h3>{_esc(t['maintained'])}</h3>" + _html_maintained(ranking.maintained, lang))
         for status in STATUS_LISTS:
             body.append(f"<h3>{_esc(t[status])}</h3>" + _html_list(ranking.with_status(status), lang))
         body.append("</section>")

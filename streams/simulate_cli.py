@@ -44,7 +44,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=positive_number, default=None, metavar="EV_PER_S", help="publish at most this many messages a second")
     parser.add_argument("--speedup", type=positive_number, default=None, metavar="X",
                         help="pace by the simulated clock, X times faster than real time")
-    parser.add_argument("--to", type=Path, help="write JSON lines to this file instead of publishing")
+    parser.add_argument("--to", type=Path, help="write the events as JSON lines to this file instead of publishing "
+                        "(the maintenance windows are declared on the control topic only when publishing)")
     parser.add_argument("--publish", action="store_true", help="publish to the broker (the default without --to)")
 
 
@@ -77,11 +78,26 @@ def run_simulate(args: argparse.Namespace, settings_from: Callable[[argparse.Nam
     from streams.producer import EventProducer
 
     settings = settings_from(args)
+    declare_maintenance(settings, simulation)
     with EventProducer(settings) as producer:
         count = pump(simulation.messages(), pacer, progress, lambda m: producer.send(m.key, m.value))
         producer.flush()
     print(f"published {count} messages to {settings.input_topic}")
     return 0
+
+
+def declare_maintenance(settings: Settings, simulation: ProfileSimulation) -> None:
+    """Declare the calibration's maintenance stretches of the window on the control topic
+    (idempotent: a window's key is its agency and start, so a rerun rewrites the same record)."""
+    from streams.control import send_control_messages
+    from streams.domain.control import encode_record
+
+    windows = simulation.maintenance_windows()
+    if windows:
+        send_control_messages(settings, [encode_record(w) for w in windows])
+        for w in windows:
+            print(f"  control  {settings.control_topic}: maintenance of {w.agency} declared, {w.start} until {w.until}"
+                  f" ({w.reason})", file=sys.stderr)
 
 
 def pump(messages: Iterable[SimMessage], pacer: Pacer, progress: Progress | None,

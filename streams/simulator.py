@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 import orjson
 
 from streams.calibration import Calibration, Plan, largest_remainder, plan
+from streams.domain.control import Maintenance, make_maintenance
 from streams.domain.events import SCHEMA_ID, us_to_rfc3339
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
@@ -332,6 +333,21 @@ class ProfileSimulation:
             if inside > 0:
                 out.append((day, inside / _US_PER_DAY))
             day += timedelta(days=1)
+
+    def maintenance_windows(self) -> list[Maintenance]:
+        """The calibration's maintenance stretches that touch the simulated window, as the
+        control records that declare them (whole Asia/Ho_Chi_Minh days; declared when they
+        began), so that the workers list the unit in maintenance for those periods."""
+        out = []
+        for stretch in self.calibration.maintenance:
+            start_us = _local_midnight_us(stretch.first_day)
+            until_us = _local_midnight_us(stretch.last_day + timedelta(days=1))
+            if start_us < self.end_us and self.start_us < until_us:
+                start = datetime(stretch.first_day.year, stretch.first_day.month, stretch.first_day.day, tzinfo=_VN)
+                until = start + timedelta(days=(stretch.last_day - stretch.first_day).days + 1)
+                out.append(make_maintenance(self.registry, stretch.agency, start.isoformat(), until.isoformat(),
+                                            stretch.reason, start.isoformat()))
+        return out
 
     def _window_days(self) -> list[tuple[date, float]]:
         return [(day, day_weight(day) * fraction) for day, fraction in self._fractions()]

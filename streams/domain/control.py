@@ -4,13 +4,20 @@ They travel on the compacted topic `emc.agency-control.v1` (schema
 `schemas/agency-control.v1.json`). The message key names the thing a record is about, so that
 compaction keeps the latest record of each thing:
 
-    key `target:{AGENCY}:{PERIOD}`   value {"schema", "kind": "target", "agency", "period", "ratio", "set_at"}
-    key `maintenance:{AGENCY}`       value {"schema", "kind": "maintenance", "agency", "from", "until",
-                                             "reason", "declared_at"}
+    key `target:{AGENCY}:{PERIOD}`         value {"schema", "kind": "target", "agency", "period", "ratio", "set_at"}
+    key `maintenance:{AGENCY}:{START}`     value {"schema", "kind": "maintenance", "agency", "from", "until",
+                                                   "reason", "declared_at"}
 
-A null value (a tombstone) removes the thing its key names; `emc agency maintenance AGENCY
---clear` and `emc targets clear AGENCY PERIOD` send one. An agency has at most one declared
-maintenance window: a new declaration replaces the previous one.
+START is the window's start in UTC, `YYYYMMDDTHHMMSSZ`: every declared window has its own key,
+so that compaction keeps the windows that have ended too and a report on a past period can
+say which units were in maintenance then (the bulletin of 2024 names Thừa Thiên Huế). Records
+keyed `maintenance:{AGENCY}` (the first form, one window per agency) are still read.
+
+A null value (a tombstone) removes the thing its key names; `emc targets clear AGENCY PERIOD`
+sends one. `emc agency maintenance` works out what to send from the state it reads first
+(`declaration_messages`, `clearing_messages`): a new window replaces the part of the
+agency's other windows that it overlaps, and `--clear` ends the window in effect now (it is
+kept, cut at now, as history) and removes the windows still to come.
 
 `ControlState` is the latest record of every key, as an immutable snapshot that a worker
 replaces whole when the topic brings something new.
@@ -20,15 +27,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 from streams.domain.events import rfc3339_to_us
-from streams.domain.periods import parse_period
+from streams.domain.periods import (
+    Period,
+    local_date_of_us,
+    parse_period,
+    periods_of_day,
+)
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord, InvalidEvent
 
@@ -69,13 +81,27 @@ class Maintenance:
     declared_at: str
     start_us: int
     until_us: int
+    legacy_key: bool = False  # read from a record keyed `maintenance:{AGENCY}` (first form)
 
     @property
     def key(self) -> str:
-        return maintenance_key(self.agency)
+        return maintenance_key(self.agency) if self.legacy_key else maintenance_window_key(self.agency, self.start_us)
 
     def active_at(self, now_us: int) -> bool:
         return self.start_us <= now_us < self.until_us
+
+    @property
+    def local_days(self) -> tuple[date, date]:
+        """The first and last Asia/Ho_Chi_Minh day the window touches."""
+        return local_date_of_us(self.start_us), local_date_of_us(self.until_us - 1)
+
+    def overlaps(self, period: Period) -> bool:
+        first, last = self.local_days
+        return first <= period.last_day and period.first_day <= last
+
+    def history_json(self) -> dict[str, str]:
+        """One window of `emc:v1:maintenance-windows` and of the reports' maintenance lists."""
+        return {"from": self.start, "until": self.until, "reason": self.reason, "declared_at": self.declared_at}
 
     def window_json(self) -> dict[str, str]:
         """The `maintenance` object of the agency's `emc:v1:agencies` document."""
@@ -94,7 +120,13 @@ def target_key(agency: str, period: str) -> str:
 
 
 def maintenance_key(agency: str) -> str:
+    """The first key form, one window per agency (still read, no longer written)."""
     return f"maintenance:{agency}"
+
+
+def maintenance_window_key(agency: str, start_us: int) -> str:
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start_us)
+    return f"maintenance:{agency}:{start:%Y%m%dT%H%M%SZ}"
 
 
 # -- building and validating ---------------------------------------------------------------
@@ -184,7 +216,7 @@ def parse_control_message(registry: Registry, key: bytes | None, value: bytes | 
         raise InvalidControlRecord("the key is not UTF-8") from None
     kind, _, rest = text_key.partition(":")
     if kind not in ("target", "maintenance") or not rest:
-        raise InvalidControlRecord(f"key {text_key!r}: expected target:AGENCY:PERIOD or maintenance:AGENCY")
+        raise InvalidControlRecord(f"key {text_key!r}: expected target:AGENCY:PERIOD or maintenance:AGENCY:START")
     if value is None:
         return text_key, None
     if len(value) > MAX_RECORD_BYTES:
@@ -196,6 +228,8 @@ def parse_control_message(registry: Registry, key: bytes | None, value: bytes | 
     if not isinstance(obj, dict) or obj.get("schema") != CONTROL_SCHEMA:
         raise InvalidControlRecord(f"key {text_key!r}: the value is not an {CONTROL_SCHEMA} object")
     record = record_from_json(registry, obj)
+    if isinstance(record, Maintenance) and text_key == maintenance_key(record.agency):
+        record = replace(record, legacy_key=True)
     if record.key != text_key:
         raise InvalidControlRecord(f"key {text_key!r} does not match its record (expected {record.key!r})")
     return text_key, record
@@ -223,31 +257,50 @@ def record_from_json(registry: Registry, obj: Mapping[str, Any]) -> ControlRecor
 
 @dataclass(frozen=True, slots=True)
 class ControlState:
-    """The latest target of every (agency, period) and the declared window of every agency."""
+    """The latest target of every (agency, period) and the declared windows of every agency."""
 
     targets: Mapping[tuple[str, str], Target] = field(default_factory=lambda: MappingProxyType({}))
-    maintenance: Mapping[str, Maintenance] = field(default_factory=lambda: MappingProxyType({}))
+    # agency -> its declared windows (ended ones too), by start
+    maintenance: Mapping[str, tuple[Maintenance, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def of(cls, records: Iterable[ControlRecord]) -> ControlState:
         targets: dict[tuple[str, str], Target] = {}
-        windows: dict[str, Maintenance] = {}
+        windows: dict[str, list[Maintenance]] = {}
         for record in records:
             if isinstance(record, Target):
                 targets[(record.agency, record.period)] = record
             else:
-                windows[record.agency] = record
-        return cls(MappingProxyType(targets), MappingProxyType(windows))
+                windows.setdefault(record.agency, []).append(record)
+        return cls(MappingProxyType(targets), MappingProxyType({
+            agency: tuple(sorted(found, key=lambda w: (w.start_us, w.until_us, w.key))) for agency, found in windows.items()
+        }))
+
+    @property
+    def window_count(self) -> int:
+        return sum(len(found) for found in self.maintenance.values())
 
     def maintenance_at(self, agency: str, now_us: int) -> Maintenance | None:
-        """The agency's window when it is in effect at `now_us`, else None."""
-        window = self.maintenance.get(agency)
-        return window if window is not None and window.active_at(now_us) else None
+        """The agency's window in effect at `now_us` (the first by start), else None."""
+        return next((w for w in self.maintenance.get(agency, ()) if w.active_at(now_us)), None)
 
     def pending_maintenance(self, agency: str, now_us: int) -> Maintenance | None:
-        """The agency's declared window while it has not ended (in effect or still to come)."""
-        window = self.maintenance.get(agency)
-        return window if window is not None and now_us < window.until_us else None
+        """The agency's window in effect now, else the next one to come, else None."""
+        return self.maintenance_at(agency, now_us) or next(
+            (w for w in self.maintenance.get(agency, ()) if now_us < w.start_us), None)
+
+    def windows_in(self, period: Period) -> dict[str, tuple[Maintenance, ...]]:
+        """agency -> its windows that touch at least one day of the period."""
+        out = {}
+        for agency, found in self.maintenance.items():
+            touching = tuple(w for w in found if w.overlaps(period))
+            if touching:
+                out[agency] = touching
+        return out
+
+    def history_json(self) -> dict[str, list[dict[str, str]]]:
+        """agency -> every declared window (the `emc:v1:maintenance-windows` hash)."""
+        return {agency: [w.history_json() for w in found] for agency, found in sorted(self.maintenance.items())}
 
     def target(self, agency: str, period: str) -> float | None:
         found = self.targets.get((agency, period))
@@ -290,4 +343,72 @@ def current_agency_targets(
             ratio = state.target(agency, periods[window])
             if ratio is not None:
                 out[(agency, window)] = ratio
+    return out
+
+
+def maintenance_from_history(agency: str, doc: Mapping[str, Any]) -> Maintenance:
+    """A window from its `history_json` form (as `emc:v1:maintenance-windows` holds it)."""
+    return Maintenance(agency, doc["from"], doc["until"], doc.get("reason", ""), doc.get("declared_at", ""),
+                       rfc3339_to_us(doc["from"]), rfc3339_to_us(doc["until"]))
+
+
+# -- what `emc agency maintenance` sends -----------------------------------------------------
+
+Message = tuple[bytes, bytes | None]
+
+
+def _cut(window: Maintenance, until: str, until_us: int) -> Maintenance:
+    return replace(window, until=until, until_us=until_us)
+
+
+def declaration_messages(state: ControlState, window: Maintenance) -> list[Message]:
+    """The messages that declare `window`: it replaces what it overlaps of the agency's other
+    windows. One that starts earlier is cut at the new start (its past stays history); one
+    that starts inside the new window is removed. Windows that do not overlap are kept."""
+    out: list[Message] = []
+    for old in state.maintenance.get(window.agency, ()):
+        if old.key == window.key or old.until_us <= window.start_us or old.start_us >= window.until_us:
+            continue
+        if old.start_us < window.start_us:
+            out.append(encode_record(_cut(old, window.start, window.start_us)))
+        else:
+            out.append(tombstone(old.key))
+    out.append(encode_record(window))
+    return out
+
+
+def clearing_messages(state: ControlState, agency: str, now: str, now_us: int) -> list[Message]:
+    """The messages of `--clear`: the window in effect ends now (kept as history, so reports on
+    the period still show it) and the windows still to come are removed. Ended windows stay."""
+    out: list[Message] = []
+    for old in state.maintenance.get(agency, ()):
+        if old.until_us <= now_us:
+            continue
+        if old.start_us < now_us:
+            out.append(encode_record(_cut(old, now, now_us)))
+        else:
+            out.append(tombstone(old.key))
+    return out
+
+
+MAX_WINDOW_DAYS_MARKED = 400
+
+
+def periods_touched(windows: Iterable[Maintenance]) -> set[str]:
+    """The day, month, quarter and year periods the windows touch: the periods whose lists of
+    units in maintenance change when these windows are declared or cleared. Past its first
+    MAX_WINDOW_DAYS_MARKED days, a (mistakenly) long window marks its months, quarters and
+    years and its last day, not every day."""
+    out: set[str] = set()
+    for window in windows:
+        first, last = window.local_days
+        day = first
+        while day <= last:
+            if (day - first).days < MAX_WINDOW_DAYS_MARKED or day == last:
+                out.update(periods_of_day(day))
+                day += timedelta(days=1)
+            else:
+                out.update(periods_of_day(day)[1:])  # month, quarter, year
+                next_month = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+                day = min(next_month, last)
     return out

@@ -23,6 +23,10 @@ Rules, chosen so that any two readers get the same lists from the same counts:
 - Under the threshold: ranked units whose rate is strictly below it (a suffix of the ranking).
 - Status lists (silent, never, maintenance) describe *now*, not the period: they list the
   block's units valid on the status day (today) with that status in the agencies hash.
+- Maintenance in the period: the block's units with a declared maintenance window that
+  touches at least one day of the period (Asia/Ho_Chi_Minh days), ended windows included, with
+  those windows. This is what a bulletin on a past period names ("disconnected for a system
+  upgrade").
 - The units of a period (as-was view) are the block's registry units valid on at least one day
   of the period, plus any unit that has counts in it (a late event of a unit merged away).
 """
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 
+from streams.domain.control import Maintenance
 from streams.domain.periods import Period
 from streams.domain.registry import Agency, Registry
 
@@ -76,6 +81,16 @@ class StatusUnit:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintainedUnit:
+    """A unit with declared maintenance windows touching the period."""
+
+    code: str
+    name: str
+    name_en: str
+    windows: tuple[Maintenance, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BlockRanking:
     block: str
     period: str
@@ -84,6 +99,7 @@ class BlockRanking:
     ranking: tuple[RankedUnit, ...]
     no_figure: tuple[UnitFigures, ...]  # units of the period with resolved == 0
     status_units: tuple[StatusUnit, ...] = field(default=())
+    maintained: tuple[MaintainedUnit, ...] = field(default=())  # windows touching the period
 
     def top(self, n: int = DEFAULT_TOP_N) -> tuple[RankedUnit, ...]:
         return tuple(entry for entry in self.ranking if entry.rank <= n)
@@ -162,12 +178,14 @@ def build_block_ranking(
     unit_codes: Iterable[str] | None = None,
     merged_from: Mapping[str, tuple[str, ...]] | None = None,
     threshold: Fraction = DEFAULT_THRESHOLD,
+    maintenance_windows: Mapping[str, Iterable[Maintenance]] | None = None,
 ) -> BlockRanking:
     """Everything the bulletins list for one block and period.
 
     `counts`: agency code -> counts of the period (as-was: as the workers wrote them; restated:
     see `streams.domain.reorg.restate`). `unit_codes`: the units to consider; by default the
     as-was units of the period. Codes of `counts` in the block are always added.
+    `maintenance_windows`: agency code -> its declared windows (any period; filtered here).
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")
@@ -185,6 +203,11 @@ def build_block_ranking(
         for agency in sorted(registry.by_block(block), key=lambda a: a.code)
         if agency.is_valid_on(status_day) and statuses.get(agency.code) in STATUS_LISTS
     )
+    maintained = []
+    for agency in sorted(registry.by_block(block), key=lambda a: a.code):
+        touching = tuple(w for w in (maintenance_windows or {}).get(agency.code, ()) if w.overlaps(period))
+        if touching:
+            maintained.append(MaintainedUnit(agency.code, agency.name, agency.name_en, touching))
     return BlockRanking(
         block=block,
         period=period.text,
@@ -193,6 +216,7 @@ def build_block_ranking(
         ranking=rank_units(figures),
         no_figure=no_figure,
         status_units=status_units,
+        maintained=tuple(maintained),
     )
 
 
@@ -229,6 +253,11 @@ def status_json(unit: StatusUnit) -> dict:
     return {"code": unit.code, "name": unit.name, "name_en": unit.name_en, "status": unit.status}
 
 
+def maintained_json(unit: MaintainedUnit) -> dict:
+    return {"code": unit.code, "name": unit.name, "name_en": unit.name_en,
+            "windows": [w.history_json() for w in unit.windows]}
+
+
 def ranking_json(ranking: BlockRanking, top_n: int = DEFAULT_TOP_N) -> dict:
     """The whole ranking of a block as one JSON object (Redis `ranking:` keys, `emc report`)."""
     return {
@@ -242,4 +271,5 @@ def ranking_json(ranking: BlockRanking, top_n: int = DEFAULT_TOP_N) -> dict:
         "under_threshold": [ranked_json(entry) for entry in ranking.under_threshold],
         "no_figure": [unit_json(unit) for unit in ranking.no_figure],
         **{status: [status_json(unit) for unit in ranking.with_status(status)] for status in STATUS_LISTS},
+        "maintenance_in_period": [maintained_json(unit) for unit in ranking.maintained],
     }

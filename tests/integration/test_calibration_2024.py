@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from streams.domain.events import parse_event
@@ -14,6 +15,7 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.producer import EventProducer
+from streams.simulate_cli import declare_maintenance
 from streams.simulator import ProfileConfig, ProfileSimulation
 from tests.integration.conftest import wait_until
 from tests.oracle import batch_counts, nonzero
@@ -45,6 +47,7 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
     assert len(messages) < 40_000 and len(expected) > 60
 
     worker = start_worker()
+    declare_maintenance(settings, simulation)  # what `emc simulate --broker` and `emc local` do
     with EventProducer(settings) as producer:
         for message in messages:
             producer.send(message.key, message.value)
@@ -79,3 +82,13 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
     # The silent units have no figures at all.
     ranked = {code for code, _ in provinces + ministries}
     assert len({a.code for a in REGISTRY.valid_on(simulation.days[180][0])} - ranked) == PUBLISHED_2024["silent"]
+    # ...and Thừa Thiên Huế was disconnected for a system upgrade: the leader's list for 2024
+    # names it, with the declared window, and no other unit.
+    def maintained() -> dict[str, list[dict]]:
+        raw = redis_client.get(f"{prefix}list:maintenance-in-period:province:2024")
+        return {unit["code"]: unit["windows"] for unit in orjson.loads(raw)} if raw else {}
+
+    wait_until(lambda: "T46" in maintained(), 30, "Huế in the 2024 maintenance list")
+    assert [(w["from"], w["until"]) for w in maintained()["T46"]] == [("2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00")]
+    assert list(maintained()) == ["T46"]
+    assert redis_client.get(f"{prefix}list:maintenance-in-period:ministry:2024") == "[]"

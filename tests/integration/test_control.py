@@ -43,6 +43,16 @@ MINISTRIES = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "ministry"]
 A, B = PROVINCES[1], MINISTRIES[1]
 
 
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
+
+
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -179,10 +189,42 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     wait_until(restored, 120, f"control state after a restart; worker log:\n{worker.log_tail()}")
     assert _samples(worker.metrics_text(), "emc_agency_maintenance")[(("agency", A),)] == 0.0
 
-    # A cleared window (a tombstone) ends the maintenance at once.
+    # --clear ends B's window at once; the window stays as history, cut at the moment of clearing.
     emc(settings, "agency", "maintenance", B, "--clear")
     wait_until(lambda: agency_doc(B).get("status") == "connected" and agency_doc(B).get("maintenance") is None,
                30, "B's maintenance cleared")
+    cleared_at = datetime.now(UTC)
+
+    def in_period(block: str, period: str) -> dict[str, list[dict]]:
+        raw = redis_client.get(f"{prefix}list:maintenance-in-period:{block}:{period}")
+        return {unit["code"]: unit["windows"] for unit in json.loads(raw)} if raw else {}
+
+    def b_windows_end() -> list[datetime]:
+        return [datetime.fromisoformat(w["until"].replace("Z", "+00:00")) for w in in_period("ministry", periods["month"]).get(B, [])]
+
+    # Before the clear, the list had B's window until an hour from now.
+    wait_until(lambda: [u <= cleared_at for u in b_windows_end()] == [True], 30, "B's window, cut, in the month's list")
+    [b_window] = in_period("ministry", periods["month"])[B]
+    assert b_window["reason"] == "nâng cấp" and b_windows_end()[0] > now
+    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [_rfc3339(until)]
+
+    # A window declared afterwards for a past month (the bulletin's Huế case) reaches that
+    # month's list and its report, and not the month before.
+    emc(settings, "agency", "maintenance", A, "--from", "2024-12-02T00:00:00+07:00", "--until", "2024-12-22T00:00:00+07:00",
+        "--reason", "nâng cấp hệ thống")
+    wait_until(lambda: A in in_period("province", "2024-12"), 30, "A's 2024 window in the 2024-12 list")
+    assert in_period("province", "2024-12")[A] == [{"from": "2024-12-02T00:00:00+07:00", "until": "2024-12-22T00:00:00+07:00",
+                                                   "reason": "nâng cấp hệ thống", "declared_at": ANY_TEXT}]
+    # The touched periods are rebuilt a batch per tick, the days perhaps after the month.
+    wait_until(lambda: A in in_period("province", "2024-12-21"), 30, "A's window in the 2024-12-21 list")
+    assert A not in in_period("province", "2024-12-22")
+    assert in_period("province", "2024-11") == {}
+    report = json.loads(emc(settings, "report", "--period", "2024-12", "--format", "json").stdout)
+    assert [u["code"] for u in report["blocks"]["province"]["maintenance_in_period"]] == [A]
+    text = emc(settings, "report", "--period", "2024", "--lang", "vi").stdout
+    assert f"({A}): từ 02/12/2024 00:00 đến 22/12/2024 00:00 (nâng cấp hệ thống)" in text
+    listed = emc(settings, "agency", "maintenance", A, "--list").stdout.splitlines()
+    assert [line.split()[2] for line in listed[1:]] == ["ended", "ended"]
 
 
 # -- the Lua script keeps block indicators exact, whatever the order of agency writes -------

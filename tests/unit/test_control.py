@@ -23,11 +23,16 @@ from streams.domain.control import (
     Target,
     agency_control_fields,
     apply_message,
+    clearing_messages,
     current_agency_targets,
+    declaration_messages,
     encode_record,
+    maintenance_key,
+    maintenance_window_key,
     make_maintenance,
     make_target,
     parse_control_message,
+    periods_touched,
 )
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
@@ -127,7 +132,7 @@ def test_a_maintenance_window_needs_until_after_from_and_is_half_open(
         return
     window = make_maintenance(REGISTRY, agency, start_text, until_text, reason, SET_AT)
     key, value = encode_record(window)
-    assert parse_control_message(REGISTRY, key, value) == (f"maintenance:{agency}", window)
+    assert parse_control_message(REGISTRY, key, value) == (maintenance_window_key(agency, window.start_us), window)
     assert window.active_at(_us(now)) == (start_s <= now < until_s)
     assert window.active_at(_us(start_s)) and not window.active_at(_us(until_s))
     state = ControlState.of([window])
@@ -185,7 +190,8 @@ def test_the_state_keeps_the_latest_record_of_each_key_and_tombstones_remove(ops
     expected_windows: dict[str, int] = {}
     for i, (agency, period, ratio, is_window) in enumerate(ops):
         if is_window:
-            key = f"maintenance:{agency}"
+            # Every declaration here starts at the same instant: the same window key.
+            key = maintenance_window_key(agency, _us(datetime(2025, 5, 1, tzinfo=UTC)))
             record = None if ratio is None else make_maintenance(
                 REGISTRY, agency, "2025-05-01T00:00:00Z", f"2025-05-{i % 27 + 2:02d}T00:00:00Z", f"r{i}", SET_AT)
             if record is None:
@@ -203,7 +209,7 @@ def test_the_state_keeps_the_latest_record_of_each_key_and_tombstones_remove(ops
         apply_message(records, *parse_control_message(REGISTRY, raw_key, raw_value))
     state = ControlState.of(records.values())
     assert {k: t.ratio for k, t in state.targets.items()} == expected_targets
-    assert {a: w.until_us for a, w in state.maintenance.items()} == expected_windows
+    assert {a: [w.until_us for w in ws] for a, ws in state.maintenance.items()} == {a: [u] for a, u in expected_windows.items()}
     by_period: dict[str, dict[str, float]] = {}
     for (agency, period), ratio in expected_targets.items():
         by_period.setdefault(period, {})[agency] = ratio
@@ -281,7 +287,7 @@ def test_records_are_plain_frozen_values() -> None:
     with pytest.raises(AttributeError):
         target.ratio = 0.6  # type: ignore[misc]
     window = make_maintenance(REGISTRY, CURRENT[0], "2025-05-01T00:00:00Z", "2025-05-02T00:00:00Z", "r", SET_AT)
-    assert isinstance(window, Maintenance) and window.key == f"maintenance:{CURRENT[0]}"
+    assert isinstance(window, Maintenance) and window.key == f"maintenance:{CURRENT[0]}:20250501T000000Z"
 
 
 @given(ratios)
@@ -290,3 +296,93 @@ def test_target_ratios_are_written_to_redis_as_plain_decimals(ratio: float) -> N
 
     text = decimal_text(ratio)
     assert "e" not in text and abs(float(text) - ratio) <= 5e-11
+
+
+def test_a_record_of_the_first_key_form_is_still_read_and_rewritten_under_its_key() -> None:
+    agency = CURRENT[0]
+    window = make_maintenance(REGISTRY, agency, "2025-05-01T00:00:00Z", "2025-05-03T00:00:00Z", "upgrade", SET_AT)
+    _, value = encode_record(window)
+    key, record = parse_control_message(REGISTRY, maintenance_key(agency).encode(), value)
+    assert key == f"maintenance:{agency}" and record is not None and record.key == key
+    state = ControlState.of([record])
+    # Cut at a later start: the rewrite keeps the old key, so it replaces the old record.
+    later = make_maintenance(REGISTRY, agency, "2025-05-02T00:00:00Z", "2025-05-04T00:00:00Z", "again", SET_AT)
+    sent = declaration_messages(state, later)
+    assert [k for k, _ in sent] == [key.encode(), later.key.encode()]
+
+
+# Windows on a grid of hours, so that overlaps and shared ends are frequent.
+hours = st.integers(0, 60)
+window_specs = st.lists(st.tuples(hours, st.integers(1, 30)), max_size=6)
+BASE = datetime(2025, 5, 1, tzinfo=UTC)
+
+
+def _window(agency: str, start_h: int, length_h: int, reason: str = "upgrade"):
+    start, until = BASE + timedelta(hours=start_h), BASE + timedelta(hours=start_h + length_h)
+    return make_maintenance(REGISTRY, agency, _rfc3339(start, timedelta(hours=7)), _rfc3339(until, timedelta(0)), reason, SET_AT)
+
+
+def _state_of(windows) -> tuple[dict, ControlState]:
+    records: dict = {}
+    for window in windows:
+        apply_message(records, *parse_control_message(REGISTRY, *encode_record(window)))
+    return records, ControlState.of(records.values())
+
+
+def _apply(records: dict, messages) -> ControlState:
+    for key, value in messages:
+        apply_message(records, *parse_control_message(REGISTRY, key, value))
+    return ControlState.of(records.values())
+
+
+def _hours_covered(windows) -> set[int]:
+    return {h for w in windows for h in range((w.start_us - _us(BASE)) // 3_600_000_000, (w.until_us - _us(BASE)) // 3_600_000_000)}
+
+
+@given(window_specs, hours, st.integers(1, 30))
+def test_a_declared_window_replaces_what_it_overlaps_and_keeps_the_rest(existing, start_h: int, length_h: int) -> None:
+    agency, other = CURRENT[0], CURRENT[1]
+    records, state = _state_of([_window(agency, s, n, f"old{i}") for i, (s, n) in enumerate(existing)] + [_window(other, 0, 5)])
+    before = state.maintenance.get(agency, ())
+    new = _window(agency, start_h, length_h, "new")
+    after = _apply(records, declaration_messages(state, new))
+    new_hours = set(range(start_h, start_h + length_h))
+    assert new in after.maintenance[agency]
+    others = [w for w in after.maintenance[agency] if w.key != new.key]
+    # No other window of the agency overlaps the new one...
+    assert not _hours_covered(others) & new_hours
+    # ...what the old windows covered before the new start is all still covered...
+    assert {h for h in _hours_covered(before) if h < start_h} <= _hours_covered(others) | new_hours
+    # ...windows clear of the new one are untouched, and other agencies are untouched.
+    clear = [w for w in before if w.until_us <= new.start_us or w.start_us >= new.until_us]
+    assert all(w in others for w in clear if w.key != new.key)
+    assert after.maintenance[other] == state.maintenance[other]
+
+
+@given(window_specs, hours)
+def test_clearing_ends_the_window_in_effect_keeps_history_and_drops_what_is_to_come(existing, now_h: int) -> None:
+    agency = CURRENT[0]
+    records, state = _state_of([_window(agency, s, n, f"old{i}") for i, (s, n) in enumerate(existing)])
+    now = BASE + timedelta(hours=now_h)
+    now_us = _us(now)
+    after = _apply(records, clearing_messages(state, agency, _rfc3339(now, timedelta(0)), now_us))
+    windows = after.maintenance.get(agency, ())
+    assert after.maintenance_at(agency, now_us) is None and after.pending_maintenance(agency, now_us) is None
+    assert all(w.until_us <= now_us for w in windows)
+    past_hours = {h for h in _hours_covered(state.maintenance.get(agency, ())) if h < now_h}
+    assert _hours_covered(windows) == past_hours
+    assert clearing_messages(after, agency, _rfc3339(now, timedelta(0)), now_us) == []
+
+
+def test_a_window_touches_the_local_days_it_covers_and_their_months_quarters_and_years() -> None:
+    # 2024-12-02 00:00 to 2024-12-22 00:00 in Asia/Ho_Chi_Minh: the 22nd itself is not touched.
+    hue = make_maintenance(REGISTRY, "T46", "2024-12-02T00:00:00+07:00", "2024-12-22T00:00:00+07:00", "upgrade", SET_AT)
+    assert periods_touched([hue]) == {f"2024-12-{d:02d}" for d in range(2, 22)} | {"2024-12", "2024-Q4", "2024"}
+    # 2024-12-31T17:00Z is already 2025-01-01 in Việt Nam.
+    new_year = make_maintenance(REGISTRY, "T46", "2024-12-31T16:00:00Z", "2024-12-31T18:00:00Z", "upgrade", SET_AT)
+    assert periods_touched([new_year]) == {"2024-12-31", "2024-12", "2024-Q4", "2024", "2025-01-01", "2025-01", "2025-Q1", "2025"}
+    # A mistaken decade-long window marks its months without every day.
+    long = make_maintenance(REGISTRY, "T46", "2020-01-01T00:00:00+07:00", "2030-01-01T00:00:00+07:00", "typo", SET_AT)
+    touched = periods_touched([long])
+    assert {f"{y}-{m:02d}" for y in range(2020, 2030) for m in range(1, 13)} <= touched
+    assert "2029-12-31" in touched and "2025-06-15" not in touched

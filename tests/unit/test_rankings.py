@@ -9,6 +9,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.domain.control import make_maintenance
 from streams.domain.periods import parse_period
 from streams.domain.rankings import (
     UnitFigures,
@@ -137,3 +138,25 @@ def test_status_lists_list_todays_units_of_the_block() -> None:
     assert [u.code for u in ranking.with_status("silent")] == ["T01"]
     assert [u.code for u in ranking.with_status("never")] == ["T04"]  # T35 was merged away
     assert [u.code for u in ranking.with_status("maintenance")] == ["T11"]  # BCT is a ministry
+
+
+def test_units_in_maintenance_during_a_period_are_those_whose_windows_touch_its_local_days() -> None:
+    def window(start: str, until: str):
+        return make_maintenance(REGISTRY, "T46", start, until, "nâng cấp", "2024-01-01T00:00:00Z")
+
+    cases = [
+        (window("2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00"), {"2024", "2024-Q4", "2024-12", "2024-12-22"}, {"2024-12-23", "2024-11"}),
+        # ends at the first instant of 2025 in Việt Nam (17:00Z): 2025 is not touched
+        (window("2024-12-31T10:00:00Z", "2024-12-31T17:00:00Z"), {"2024-12-31", "2024"}, {"2025-01-01", "2025"}),
+        # one second into 2025 in Việt Nam: 2025-01-01 is touched
+        (window("2024-12-31T10:00:00Z", "2024-12-31T17:00:01Z"), {"2025-01-01", "2025-Q1"}, {"2025-01-02"}),
+    ]
+    for found, inside, outside in cases:
+        for text in inside | outside:
+            ranking = build_block_ranking("province", parse_period(text), {}, REGISTRY, {}, status_day=date(2025, 1, 1),
+                                          maintenance_windows={"T46": [found]})
+            listed = [(u.code, u.windows) for u in ranking.maintained]
+            assert listed == ([("T46", (found,))] if text in inside else []), (found, text)
+    ministries = build_block_ranking("ministry", parse_period("2024"), {}, REGISTRY, {}, status_day=date(2025, 1, 1),
+                                     maintenance_windows={"T46": [cases[0][0]]})
+    assert ministries.maintained == ()

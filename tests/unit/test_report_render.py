@@ -10,11 +10,18 @@ from html.parser import HTMLParser
 import pytest
 
 from streams.cli import main
+from streams.domain.control import make_maintenance
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.redis_rankings import block_rankings
 from streams.report import BlockSection, ReportData, Totals
-from streams.report_render import format_int, format_percent, render_html, render_json, render_text
+from streams.report_render import (
+    format_int,
+    format_percent,
+    render_html,
+    render_json,
+    render_text,
+)
 
 REGISTRY = Registry.load()
 TODAY = date(2026, 1, 15)
@@ -37,7 +44,13 @@ def _data(view: str = "as-was", has_data: bool = True) -> ReportData:
               "T36": {"full_online": 0, "resolved": 3}, "T04": {"received": 2},
               "BCT": {"full_online": 5, "resolved": 9}, "BHXH": {"full_online": 1, "resolved": 1}}
     statuses = {"T04": "never", "T11": "maintenance", "T12": "silent"}
-    rankings = block_rankings(REGISTRY, "2025-06", counts if has_data else {}, statuses, TODAY, view)
+    windows = {"T12": [make_maintenance(REGISTRY, "T12", "2025-06-10T08:00:00+07:00", "2025-06-12T17:30:00+07:00",
+                                        "nâng cấp hệ thống", "2025-06-01T00:00:00Z")],
+               # ended the day before the period: not listed
+               "T11": [make_maintenance(REGISTRY, "T11", "2025-05-20T00:00:00+07:00", "2025-06-01T00:00:00+07:00",
+                                        "x", "2025-05-01T00:00:00Z")]}
+    rankings = block_rankings(REGISTRY, "2025-06", counts if has_data else {}, statuses, TODAY, view,
+                              maintenance_windows=windows)
     def totals(scope: str, codes: list[str]) -> Totals:
         return Totals(scope, sum(counts[c].get("full_online", 0) for c in codes),
                       sum(counts[c].get("resolved", 0) for c in codes), Fraction(7, 10))
@@ -57,6 +70,9 @@ def test_text_report_in_vietnamese_says_its_view_and_uses_registry_names() -> No
     assert "Hà Nội" in text and "Hà Nam" in text and "Bảo hiểm xã hội Việt Nam" in text
     assert "68,54 %" in text and "115.665" in text and "168.751" in text
     assert "Cao Bằng (T04)" in text  # received only: listed as no figure
+    assert "(T12): từ 10/06/2025 08:00 đến 12/06/2025 17:30 (nâng cấp hệ thống)" in text
+    assert "(T11): từ" not in text
+    assert "(T12): from 2025-06-10 08:00 until 2025-06-12 17:30 (nâng cấp hệ thống)" in render_text(_data(), "en")
     hanoi = next(line for line in text.splitlines() if "Hà Nội" in line)
     assert "80,00 %" in hanoi  # the agency's registered target
     restated = render_text(_data("restated"), "en")
@@ -74,6 +90,11 @@ def test_json_report_has_numbers_and_the_full_ranking() -> None:
     assert [e["code"] for e in province["under_threshold"]] == ["T36"]
     assert [u["code"] for u in province["never"]] == ["T04"] and [u["code"] for u in province["maintenance"]] == ["T11"]
     assert province["agency_targets"] == {"T01": 0.8}
+    assert province["maintenance_in_period"] == [{
+        "code": "T12", "name": "Lai Châu", "name_en": "Lai Chau",
+        "windows": [{"from": "2025-06-10T08:00:00+07:00", "until": "2025-06-12T17:30:00+07:00",
+                     "reason": "nâng cấp hệ thống", "declared_at": "2025-06-01T00:00:00Z"}]}]
+    assert doc["blocks"]["ministry"]["maintenance_in_period"] == []
     assert doc["national"]["resolved"] == 168_751 + 1 + 3 + 9 + 1
     assert isinstance(doc["national"]["rate"], float) and doc["national"]["target_met"] is False
 
@@ -98,6 +119,8 @@ def test_html_report_is_self_contained_with_a_chart_and_a_table() -> None:
     ranking_rows = [a for t, a in parser.tags if t == "tr" and "data-code" in a]
     assert {"T35", "T01", "T36", "BCT", "BHXH"} <= {a["data-code"] for a in ranking_rows}
     assert '<html lang="vi">' in page and "Hà Nội" in page
+    maintained = [a for t, a in parser.tags if t == "li" and "data-code" in a]
+    assert [a["data-code"] for a in maintained] == ["T12"]
     empty = render_html(_data(has_data=False), "en")
     assert "No data for period 2025-06" in empty
 
