@@ -217,7 +217,7 @@ class _Summary:
 
     def _short(self, code: str) -> str:
         agency = self.registry.get(code)
-        return agency.short_name if agency else code
+        return agency.named_on(parse_period(self.month).last_day).short_name if agency else code
 
 
 def _pct(text: str | None) -> str:

@@ -24,9 +24,9 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from streams.domain.registry import Registry
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.indicators import INDICATORS
+from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
 

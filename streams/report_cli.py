@@ -125,6 +125,9 @@ def _explain(args: argparse.Namespace) -> int:
     if agency is None:
         raise ConfigError(f"unknown agency {args.agency!r}: see `emc registry list`")
     period = _period(args.period)
+    from streams.domain.periods import parse_period
+
+    agency = agency.named_on(parse_period(period).last_day)  # the name it bore then (Thừa Thiên Huế in 2024)
     settings = _settings(args)
     rows = read_dossier_rows(settings, agency.code, timeout_s=args.timeout)
 

@@ -17,8 +17,8 @@ Two decisions of the schema that the code mirrors:
 
 from __future__ import annotations
 
-import re
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone

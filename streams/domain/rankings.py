@@ -147,10 +147,14 @@ def figures_of(
     counts: Mapping[str, Mapping[str, int]],
     registry: Registry,
     merged_from: Mapping[str, tuple[str, ...]] | None = None,
+    named_on: date | None = None,
 ) -> list[UnitFigures]:
+    """Each unit's figures, named as on `named_on` (by default under its current name)."""
     out = []
     for code in codes:
         agency = registry.get(code)
+        if agency is not None and named_on is not None:
+            agency = agency.named_on(named_on)
         row = counts.get(code, {})
         out.append(
             UnitFigures(
@@ -196,15 +200,19 @@ def build_block_ranking(
         if code not in known and agency is not None and agency.block == block:
             codes.append(code)
             known.add(code)
-    figures = figures_of(codes, counts, registry, merged_from)
+    # Units are named as at the end of the period (today, for the current one), so a bulletin
+    # on 2024 says Thừa Thiên Huế and one on 2025 says Huế.
+    name_day = min(period.last_day, status_day)
+    figures = figures_of(codes, counts, registry, merged_from, named_on=name_day)
     no_figure = tuple(sorted((unit for unit in figures if unit.rate is None), key=lambda u: u.code))
+    block_agencies = [agency.named_on(name_day) for agency in sorted(registry.by_block(block), key=lambda a: a.code)]
     status_units = tuple(
         StatusUnit(agency.code, agency.name, agency.name_en, statuses[agency.code])
-        for agency in sorted(registry.by_block(block), key=lambda a: a.code)
+        for agency in block_agencies
         if agency.is_valid_on(status_day) and statuses.get(agency.code) in STATUS_LISTS
     )
     maintained = []
-    for agency in sorted(registry.by_block(block), key=lambda a: a.code):
+    for agency in block_agencies:
         touching = tuple(w for w in (maintenance_windows or {}).get(agency.code, ()) if w.overlaps(period))
         if touching:
             maintained.append(MaintainedUnit(agency.code, agency.name, agency.name_en, touching))

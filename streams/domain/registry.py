@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,16 @@ RENDER_FORMATS = ("json", "table")
 
 
 @dataclass(frozen=True, slots=True)
+class FormerName:
+    """A name a unit bore until `until` (inclusive), when it was renamed without a new code."""
+
+    until: date
+    name: str
+    name_en: str
+    short_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Agency:
     """One code of the registry; `valid_from` and `valid_to` are Asia/Ho_Chi_Minh dates, both inclusive."""
 
@@ -41,9 +51,18 @@ class Agency:
     valid_to: date | None
     successor: str | None
     aliases: tuple[str, ...] = ()
+    former_names: tuple[FormerName, ...] = ()  # oldest first
 
     def is_valid_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+    def named_on(self, day: date) -> Agency:
+        """The agency under the name it bore on `day`: a bulletin on 2024 names T46 Thừa Thiên
+        Huế, the province it was until the city of Huế took its place (same code, same territory)."""
+        for former in self.former_names:
+            if day <= former.until:
+                return replace(self, name=former.name, name_en=former.name_en, short_name=former.short_name)
+        return self
 
     def to_json(self) -> dict[str, str | None]:
         """The object `emc registry list --format json` prints for this agency."""
@@ -209,6 +228,16 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - display_width(text))
 
 
+def _former_names(entries: list[Any]) -> tuple[FormerName, ...]:
+    names = tuple(
+        FormerName(until=_date(e["until"]), name=_name(e["name"]), name_en=_text(e["name_en"]), short_name=_name(e["short_name"]))
+        for e in entries
+    )
+    if [n.until for n in names] != sorted({n.until for n in names}):
+        raise ValueError("former_names must be in order of their distinct `until` dates, oldest first")
+    return names
+
+
 def _parse_agency(entry: Any, index: int, source_ids: set[str]) -> Agency:
     where = f"agency #{index}"
     if not isinstance(entry, dict):
@@ -217,8 +246,9 @@ def _parse_agency(entry: Any, index: int, source_ids: set[str]) -> Agency:
     try:
         aliases = entry.get("aliases", [])
         sources = entry["source"]
-        if not isinstance(aliases, list) or not isinstance(sources, list):
-            raise TypeError("aliases and source must be lists")
+        former_names = entry.get("former_names", [])
+        if not isinstance(aliases, list) or not isinstance(sources, list) or not isinstance(former_names, list):
+            raise TypeError("aliases, source and former_names must be lists")
         unknown_sources = [source for source in sources if source not in source_ids]
         if unknown_sources:
             raise RegistryError(f"{where}: unknown source {', '.join(map(str, unknown_sources))}")
@@ -232,6 +262,7 @@ def _parse_agency(entry: Any, index: int, source_ids: set[str]) -> Agency:
             valid_to=None if entry["valid_to"] is None else _date(entry["valid_to"]),
             successor=None if entry["successor"] is None else _text(entry["successor"]),
             aliases=tuple(_name(alias) for alias in aliases),
+            former_names=_former_names(former_names),
         )
     except KeyError as exc:
         raise RegistryError(f"{where}: missing field {exc.args[0]}") from exc

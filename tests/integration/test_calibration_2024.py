@@ -89,6 +89,8 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
         return {unit["code"]: unit["windows"] for unit in orjson.loads(raw)} if raw else {}
 
     wait_until(lambda: "T46" in maintained(), 30, "Huế in the 2024 maintenance list")
+    [hue] = [u for u in orjson.loads(redis_client.get(f"{prefix}list:maintenance-in-period:province:2024")) if u["code"] == "T46"]
+    assert hue["name"] == "Thừa Thiên Huế"  # as the bulletin names it: the city of Huế only from 2025
     assert [(w["from"], w["until"]) for w in maintained()["T46"]] == [("2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00")]
     assert list(maintained()) == ["T46"]
     assert redis_client.get(f"{prefix}list:maintenance-in-period:ministry:2024") == "[]"

@@ -16,7 +16,7 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.producer import EventProducer
-from streams.simulator import SimulationConfig, SimMessage, simulate
+from streams.simulator import SimMessage, SimulationConfig, simulate
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.oracle import batch_counts, nonzero
 

@@ -160,3 +160,21 @@ def test_units_in_maintenance_during_a_period_are_those_whose_windows_touch_its_
     ministries = build_block_ranking("ministry", parse_period("2024"), {}, REGISTRY, {}, status_day=date(2025, 1, 1),
                                      maintenance_windows={"T46": [cases[0][0]]})
     assert ministries.maintained == ()
+
+
+def test_a_period_names_its_units_as_they_were_named_then() -> None:
+    """A bulletin on 2024 says Thừa Thiên Huế; one on 2025 (or today's status lists) says Huế."""
+    counts = {"T46": {"full_online": 1, "resolved": 4}}
+    window = make_maintenance(REGISTRY, "T46", "2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00", "nâng cấp",
+                              "2024-01-01T00:00:00Z")
+    names = {}
+    for text in ("2024", "2024-12-31", "2025-01-01", "2025"):
+        ranking = build_block_ranking("province", parse_period(text), counts, REGISTRY, {"T46": "silent"},
+                                      status_day=date(2025, 6, 1), maintenance_windows={"T46": [window]})
+        [ranked] = [entry.unit for entry in ranking.ranking if entry.unit.code == "T46"]
+        [silent] = [unit for unit in ranking.status_units if unit.code == "T46"]
+        names[text] = {ranked.name, silent.name, *(unit.name for unit in ranking.maintained)}
+    assert names == {"2024": {"Thừa Thiên Huế"}, "2024-12-31": {"Thừa Thiên Huế"}, "2025-01-01": {"Huế"}, "2025": {"Huế"}}
+    # A period still running is named as of the status day.
+    early = build_block_ranking("province", parse_period("2024"), counts, REGISTRY, {}, status_day=date(2024, 6, 1))
+    assert [entry.unit.name for entry in early.ranking if entry.unit.code == "T46"] == ["Thừa Thiên Huế"]

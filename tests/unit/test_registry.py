@@ -214,6 +214,18 @@ def test_names_typed_in_nfd_are_normalised_on_load() -> None:
     assert agency.name == "Bộ Công an" and unicodedata.is_normalized("NFC", agency.name)
 
 
+def test_a_unit_renamed_without_a_new_code_bears_each_name_in_its_time() -> None:
+    """Thừa Thiên Huế became the city of Huế on 2025-01-01 (Nghị quyết 175/2024/QH15), code T46."""
+    hue = REGISTRY.get("T46")
+    assert hue is not None and hue.name == "Huế"
+    assert (hue.named_on(date(2024, 12, 31)).name, hue.named_on(date(2024, 12, 31)).name_en) == ("Thừa Thiên Huế", "Thua Thien Hue")
+    assert hue.named_on(date(2025, 1, 1)) == hue
+    assert hue.named_on(date(2024, 12, 31)).code == "T46" and hue.named_on(date(2020, 1, 1)).block == "province"
+    renamed = {agency.code for agency in REGISTRY if agency.former_names}
+    assert renamed == {"T46"}
+    assert all(agency.named_on(date(2000, 1, 1)) == agency for agency in REGISTRY if agency.code not in renamed)
+
+
 # --- consistency checks on load ------------------------------------------------------------------------
 
 
@@ -266,6 +278,11 @@ def _break_cross_block_successor(document: dict[str, Any]) -> None:
     _entry(document, "BKHDT")["successor"] = "T01"
 
 
+def _break_former_names_order(document: dict[str, Any]) -> None:
+    former = _entry(document, "T46")["former_names"]
+    former.append({**former[0], "until": "2020-01-01"})
+
+
 @pytest.mark.parametrize(
     ("breakage", "message"),
     [
@@ -280,6 +297,7 @@ def _break_cross_block_successor(document: dict[str, Any]) -> None:
         (_break_date, "YYYY-MM-DD"),
         (_break_missing_field, "missing field block"),
         (_break_cross_block_successor, "another block"),
+        (_break_former_names_order, "oldest first"),
     ],
 )
 def test_inconsistent_data_is_rejected_on_load(tmp_path: Path, breakage: Any, message: str) -> None:
