@@ -149,6 +149,13 @@ def _stat(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]]) 
                 color=COLORS["text"], fontsize=14, fontweight="bold", va="center")
 
 
+def _row_label(metric: dict[str, str]) -> str:
+    """'Name (code)' for an agency's row; the other labels (e.g. 'province · on_time') otherwise."""
+    if "agency" in metric:
+        return f"{metric.get('name', metric['agency'])[:30]} ({metric['agency']})"
+    return " · ".join(v for k, v in sorted(metric.items()) if k not in ("__name__", "job", "instance", "window"))
+
+
 def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]]) -> None:
     defaults = panel["fieldConfig"]["defaults"]
     unit = defaults.get("unit", "short")
@@ -160,7 +167,7 @@ def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]])
         return
     sort = panel["options"].get("sortBy") or []
     rows.sort(key=lambda r: (r[1] if sort else 0, r[0].get("name", "")), reverse=bool(sort and sort[0]["desc"]))
-    labels = [f"{m.get('name', m.get('agency', ''))[:30]} ({m.get('agency', '')})" for m, _ in rows]
+    labels = [_row_label(m) for m, _ in rows]
     if hide_value:
         shown = 12
         ax.set_xticks([])

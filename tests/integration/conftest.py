@@ -143,3 +143,12 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, int
             last_error = exc
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last error: {last_error!r}")
+
+
+def wire_event(agency: str, event_id: str, dossier: str | None, kind: str, at: str, **fields: object) -> dict:
+    """An input event as a source system sends it (contract section 2), before JSON encoding."""
+    event = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency, "type": kind, "occurred_at": at}
+    if dossier is not None:
+        event["dossier_id"] = dossier
+    event.update(fields)
+    return event

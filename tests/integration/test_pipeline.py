@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.producer import EventProducer
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import wait_until, wire_event
 
 pytestmark = pytest.mark.integration
 
@@ -23,54 +23,46 @@ PROVINCE = next(a.code for a in REGISTRY.valid_on(TODAY) if a.block == "province
 MINISTRY = next(a.code for a in REGISTRY.valid_on(TODAY) if a.block == "ministry")
 
 
-def _event(agency: str, event_id: str, dossier: str | None, kind: str, at: str, **fields: object) -> dict:
-    event = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency, "type": kind, "occurred_at": at}
-    if dossier is not None:
-        event["dossier_id"] = dossier
-    event.update(fields)
-    return event
-
-
 def hand_written_stream(now: datetime) -> list[tuple[bytes | None, bytes]]:
     p, m = PROVINCE, MINISTRY
     today = now.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     events = [
         # P-1: received one second before local midnight of 30 April, resolved at midnight: May.
-        _event(p, "p1-r", "P-1", "received", "2025-04-30T16:59:59Z", channel="online", procedure_code="1.001"),
-        _event(p, "p1-f", "P-1", "fee_paid", "2025-04-30T16:00:00Z", method="online", amount_vnd=50_000),
-        _event(p, "p1-x", "P-1", "result_returned", "2025-04-30T17:00:00Z", delivery="online"),
+        wire_event(p, "p1-r", "P-1", "received", "2025-04-30T16:59:59Z", channel="online", procedure_code="1.001"),
+        wire_event(p, "p1-f", "P-1", "fee_paid", "2025-04-30T16:00:00Z", method="online", amount_vnd=50_000),
+        wire_event(p, "p1-x", "P-1", "result_returned", "2025-04-30T17:00:00Z", delivery="online"),
         # P-2: fee paid at the counter -> partial online.
-        _event(p, "p2-r", "P-2", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1.002"),
-        _event(p, "p2-f", "P-2", "fee_paid", "2025-05-02T03:00:00Z", method="in_person", amount_vnd=20_000),
-        _event(p, "p2-x", "P-2", "result_returned", "2025-05-03T03:00:00Z", delivery="public_postal"),
+        wire_event(p, "p2-r", "P-2", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1.002"),
+        wire_event(p, "p2-f", "P-2", "fee_paid", "2025-05-02T03:00:00Z", method="in_person", amount_vnd=20_000),
+        wire_event(p, "p2-x", "P-2", "result_returned", "2025-05-03T03:00:00Z", delivery="public_postal"),
         # P-3: received recorded as in person, corrected to online -> full online.
-        _event(p, "p3-r", "P-3", "received", "2025-05-04T02:00:00Z", channel="in_person", procedure_code="1.003"),
-        _event(p, "p3-x", "P-3", "result_returned", "2025-05-04T09:00:00Z", delivery="online"),
-        _event(p, "p3-r2", "P-3", "received", "2025-05-04T02:00:00Z", channel="online", procedure_code="1.003", supersedes="p3-r"),
+        wire_event(p, "p3-r", "P-3", "received", "2025-05-04T02:00:00Z", channel="in_person", procedure_code="1.003"),
+        wire_event(p, "p3-x", "P-3", "result_returned", "2025-05-04T09:00:00Z", delivery="online"),
+        wire_event(p, "p3-r2", "P-3", "received", "2025-05-04T02:00:00Z", channel="online", procedure_code="1.003", supersedes="p3-r"),
         # P-4: online, rejected -> resolved (rejected), full online.
-        _event(p, "p4-r", "P-4", "received", "2025-05-05T02:00:00Z", channel="online", procedure_code="1.004"),
-        _event(p, "p4-j", "P-4", "rejected", "2025-05-06T02:00:00Z"),
+        wire_event(p, "p4-r", "P-4", "received", "2025-05-05T02:00:00Z", channel="online", procedure_code="1.004"),
+        wire_event(p, "p4-j", "P-4", "rejected", "2025-05-06T02:00:00Z"),
         # P-5: recorded by mistake -> counts nowhere.
-        _event(p, "p5-r", "P-5", "received", "2025-05-07T02:00:00Z", channel="online", procedure_code="1.005"),
-        _event(p, "p5-x", "P-5", "result_returned", "2025-05-07T09:00:00Z", delivery="online"),
-        _event(p, "p5-v", "P-5", "voided", "2025-05-08T02:00:00Z"),
+        wire_event(p, "p5-r", "P-5", "received", "2025-05-07T02:00:00Z", channel="online", procedure_code="1.005"),
+        wire_event(p, "p5-x", "P-5", "result_returned", "2025-05-07T09:00:00Z", delivery="online"),
+        wire_event(p, "p5-v", "P-5", "voided", "2025-05-08T02:00:00Z"),
         # M-1: postal -> offline.
-        _event(m, "m1-r", "M-1", "received", "2025-05-02T02:00:00Z", channel="postal", procedure_code="2.001"),
-        _event(m, "m1-x", "M-1", "result_returned", "2025-05-09T02:00:00Z", delivery="public_postal"),
-        _event(m, "m-hb", None, "heartbeat", today),
+        wire_event(m, "m1-r", "M-1", "received", "2025-05-02T02:00:00Z", channel="postal", procedure_code="2.001"),
+        wire_event(m, "m1-x", "M-1", "result_returned", "2025-05-09T02:00:00Z", delivery="public_postal"),
+        wire_event(m, "m-hb", None, "heartbeat", today),
         # Today: one full-online dossier for the province, so the current windows have data.
-        _event(p, "now-r", "NOW-1", "received", today, channel="online", procedure_code="1.009"),
-        _event(p, "now-x", "NOW-1", "result_returned", today, delivery="online"),
+        wire_event(p, "now-r", "NOW-1", "received", today, channel="online", procedure_code="1.009"),
+        wire_event(p, "now-x", "NOW-1", "result_returned", today, delivery="online"),
     ]
     messages = [(e["agency_code"].encode(), orjson.dumps(e)) for e in events]
     duplicate = messages[3]
     bad = [
         (p.encode(), b"{this is not json"),
-        (b"ZZ99", orjson.dumps(_event("ZZ99", "u1", "U-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1"))),
-        (m.encode(), orjson.dumps(_event(p, "k1", "K-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1"))),
-        (p.encode(), orjson.dumps(_event(p, "o1", "O-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1", note="x" * 70_000))),
+        (b"ZZ99", orjson.dumps(wire_event("ZZ99", "u1", "U-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1"))),
+        (m.encode(), orjson.dumps(wire_event(p, "k1", "K-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1"))),
+        (p.encode(), orjson.dumps(wire_event(p, "o1", "O-1", "received", "2025-05-02T02:00:00Z", channel="online", procedure_code="1", note="x" * 70_000))),
         (p.encode(), b'{"schema": "emc.dossier-event.v1", "event_id": "\xff"}'),
-        (p.encode(), orjson.dumps(_event(p, "s1", "S-1", "received", "2025-05-02T02:00:00Z", procedure_code="1"))),
+        (p.encode(), orjson.dumps(wire_event(p, "s1", "S-1", "received", "2025-05-02T02:00:00Z", procedure_code="1"))),
     ]
     return messages[:5] + [duplicate] + bad + messages[5:]
 

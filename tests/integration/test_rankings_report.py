@@ -31,7 +31,7 @@ from streams.local_stack import free_port
 from streams.producer import EventProducer
 from streams.redis_rankings import block_rankings
 from streams.settings import Settings, load_settings
-from tests.integration.conftest import WorkerProcess, wait_until
+from tests.integration.conftest import WorkerProcess, wait_until, wire_event
 from tests.oracle import batch_counts
 
 pytestmark = pytest.mark.integration
@@ -40,25 +40,17 @@ REGISTRY = Registry.load()
 TODAY = today_local()
 
 
-def _event(agency: str, event_id: str, dossier: str | None, kind: str, at: str, **fields: object) -> dict:
-    event = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency, "type": kind, "occurred_at": at}
-    if dossier is not None:
-        event["dossier_id"] = dossier
-    event.update(fields)
-    return event
-
-
 def _dossier(agency: str, n: int, mode: str, at: str, outcome: str = "completed") -> list[dict]:
     """One dossier received and resolved at `at` in the given mode."""
     d = f"{agency}-{at[:10]}-{n}"
     channel = "in_person" if mode == "offline" else "online"
-    events = [_event(agency, f"{d}-r", d, "received", at, channel=channel, procedure_code="1.001")]
+    events = [wire_event(agency, f"{d}-r", d, "received", at, channel=channel, procedure_code="1.001")]
     if mode == "partial_online":
-        events.append(_event(agency, f"{d}-f", d, "fee_paid", at, method="in_person", amount_vnd=10_000))
+        events.append(wire_event(agency, f"{d}-f", d, "fee_paid", at, method="in_person", amount_vnd=10_000))
     if outcome == "completed":
-        events.append(_event(agency, f"{d}-x", d, "result_returned", at, delivery="online"))
+        events.append(wire_event(agency, f"{d}-x", d, "result_returned", at, delivery="online"))
     else:
-        events.append(_event(agency, f"{d}-j", d, "rejected", at))
+        events.append(wire_event(agency, f"{d}-j", d, "rejected", at))
     return events
 
 
@@ -85,11 +77,11 @@ def first_events(now: datetime) -> list[dict]:
         *_many("T36", JUNE, full_online=1, partial_online=1),     # 50 %
         *_many("T11", JUNE, offline=3),                           # 0 %: under 10 %
         # T37: received in person, corrected to online -> 1/1 = 100 %, tie with T04 (fewer resolved).
-        _event("T37", "fix-r1", corrected, "received", JUNE, channel="in_person", procedure_code="1.002"),
-        _event("T37", "fix-x", corrected, "result_returned", JUNE, delivery="online"),
-        _event("T37", "fix-r2", corrected, "received", JUNE, channel="online", procedure_code="1.002", supersedes="fix-r1"),
+        wire_event("T37", "fix-r1", corrected, "received", JUNE, channel="in_person", procedure_code="1.002"),
+        wire_event("T37", "fix-x", corrected, "result_returned", JUNE, delivery="online"),
+        wire_event("T37", "fix-r2", corrected, "received", JUNE, channel="online", procedure_code="1.002", supersedes="fix-r1"),
         # T12: received, nothing resolved: no figure.
-        _event("T12", "t12-r", "T12-1", "received", JUNE, channel="online", procedure_code="1.003"),
+        wire_event("T12", "t12-r", "T12-1", "received", JUNE, channel="online", procedure_code="1.003"),
         # After the merger: the merged province, and a late event of Hà Nam (T35) itself.
         *_many("T37-2025", AUGUST, full_online=1, offline=1),
         *_many("T35", AUGUST, full_online=1),
@@ -99,7 +91,7 @@ def first_events(now: datetime) -> list[dict]:
         *_many("BCT", JUNE, full_online=1, offline=1),
         *_many("BTC", JUNE, full_online=2),
         *[e for e in _dossier("BYT", 1, "offline", JUNE, outcome="rejected")],
-        _event("T01", "hb-now", None, "heartbeat", now.isoformat(timespec="seconds").replace("+00:00", "Z")),
+        wire_event("T01", "hb-now", None, "heartbeat", now.isoformat(timespec="seconds").replace("+00:00", "Z")),
     ]
     return events
 

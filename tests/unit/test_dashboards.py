@@ -263,3 +263,11 @@ def test_worker_shaped_series_have_the_names_and_labels_the_worker_exports() -> 
             continue
         label_names = frozenset(re.findall(r'(\w+)="', series["series"])) - {"instance", "job"}
         assert (name, label_names) in exported, series["series"]
+
+
+def test_png_tables_label_agency_rows_by_name_and_other_rows_by_their_labels() -> None:
+    from streams.dashboards_png import _row_label
+
+    assert _row_label({"agency": "T46", "name": "Huế", "block": "province"}) == "Huế (T46)"
+    assert _row_label({"agency": "T46"}) == "T46 (T46)"
+    assert _row_label({"block": "province", "indicator": "on_time", "window": "month", "job": "emc"}) == "province · on_time"
