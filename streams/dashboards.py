@@ -117,14 +117,19 @@ def _timeseries(title: str, targets: Sequence[dict[str, Any]], *, unit: str = "s
 
 
 def _table(title: str, expr: str, *, value_name: str, unit: str = "short", hide_value: bool = False,
-           sort_desc: bool = True, link_agency: bool = True, **kwargs: Any) -> dict[str, Any]:
-    """An instant query as a table: one row per series, its labels as columns."""
+           sort_desc: bool = True, link_agency: bool = True, matrix: tuple[str, str] | None = None,
+           **kwargs: Any) -> dict[str, Any]:
+    """An instant query as a table: one row per series, its labels as columns; with `matrix`
+    (row label, column label), one row per value of the first and a column per value of the second."""
     hidden = {"Time": True, "__name__": True, "job": True, "instance": True, "Value": hide_value}
-    transformations = [{"id": "organize", "options": {
+    transformations: list[dict[str, Any]] = [{"id": "organize", "options": {
         "excludeByName": hidden,
         "indexByName": {"agency": 0, "name": 1, "block": 2, "Value": 3},
         "renameByName": {"agency": "code", "Value": value_name},
     }}]
+    if matrix is not None:
+        transformations = [{"id": "groupingToMatrix",
+                            "options": {"rowField": matrix[0], "columnField": matrix[1], "valueField": "Value"}}]
     defaults: dict[str, Any] = {"unit": unit, "custom": {"align": "auto"}}
     if unit == "percentunit":
         defaults.update(decimals=1)
@@ -133,7 +138,7 @@ def _table(title: str, expr: str, *, value_name: str, unit: str = "short", hide_
         defaults["links"] = [{"title": "Agency dashboard",
                               "url": f"/d/{AGENCY_UID}?var-agency=${{__data.fields.code}}&var-window=${{window}}"}]
     options = {"showHeader": True, "footer": {"show": False, "reducer": ["sum"], "fields": ""},
-               "sortBy": [] if hide_value else [{"displayName": value_name, "desc": sort_desc}]}
+               "sortBy": [] if hide_value or matrix else [{"displayName": value_name, "desc": sort_desc}]}
     return _panel("table", title, [_target(expr, table=True)], defaults=defaults, options=options,
                   transformations=transformations, **kwargs)
 
@@ -237,9 +242,9 @@ def national_dashboard() -> dict[str, Any]:
         (_row("Other indicators"), 0, 0),
         (_table("Indicators by block ($window)",
                 f"max by (block, indicator) (emc_block_indicator_ratio{{{window}}})",
-                value_name="rate", unit="percentunit", link_agency=False,
-                description="From the same counts: online_payment_rate (online payments / payments), "
-                            "online_payment_amount_rate (by amount), digitization_rate (digitized / received), "
+                value_name="rate", unit="percentunit", link_agency=False, matrix=("block", "indicator"),
+                description="A row per block, a column per indicator, from the same counts: online_payment_rate "
+                            "(online payments / payments), online_payment_amount_rate (by amount), digitization_rate (digitized / received), "
                             "electronic_result_rate (electronic results / completed), on_time_rate (on time / "
                             "(on time + late)), online_received_rate (received online / received). Absent "
                             "when the denominator is 0."), 24, 7),

@@ -156,17 +156,46 @@ def _row_label(metric: dict[str, str]) -> str:
     return " · ".join(v for k, v in sorted(metric.items()) if k not in ("__name__", "job", "instance", "window"))
 
 
+def _matrix(ax: Axes, options: dict[str, str], unit: str, rows: list[tuple[dict[str, str], float]]) -> None:
+    """A grouping-to-matrix table as grouped bars: a group per column value, a bar per row value."""
+    row_values = sorted({m[options["rowField"]] for m, _ in rows})
+    column_values = sorted({m[options["columnField"]] for m, _ in rows})
+    cells = {(m[options["rowField"]], m[options["columnField"]]): v for m, v in rows}
+    width = 0.8 / len(row_values)
+    for i, row in enumerate(row_values):
+        xs = [c + i * width for c in range(len(column_values))]
+        values = [cells.get((row, column), 0.0) for column in column_values]
+        bars = ax.bar(xs, values, width=width * 0.9, align="edge", color=SERIES[i % len(SERIES)], label=row)
+        for bar, column in zip(bars, column_values):
+            if (row, column) in cells:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), format_value(cells[(row, column)], unit, 0),
+                        ha="center", va="bottom", fontsize=6.5, color=COLORS["text"])
+    ax.set_xticks([c + 0.4 for c in range(len(column_values))], column_values, fontsize=8)
+    ax.set_ylim(0, 1.15 if unit == "percentunit" else max(v for _, v in rows) * 1.15)
+    ax.yaxis.set_major_formatter(lambda v, _: format_value(v, unit, 0))
+    ax.legend(fontsize=7, loc="upper right", ncols=len(row_values), framealpha=0.6, facecolor=COLORS["panel"],
+              edgecolor=COLORS["grid"], labelcolor=COLORS["text"])
+
+
 def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]]) -> None:
     defaults = panel["fieldConfig"]["defaults"]
     unit = defaults.get("unit", "short")
-    organize = panel["transformations"][0]["options"]
-    hide_value = organize["excludeByName"].get("Value", False)
+    transformation = panel["transformations"][0]
     rows = [(s["metric"], float(s["value"][1])) for s in results[0]]
     if not rows:
         _blank(ax)
         return
+    if transformation["id"] == "groupingToMatrix":
+        _matrix(ax, transformation["options"], unit, rows)
+        return
+    hide_value = transformation["options"]["excludeByName"].get("Value", False)
     sort = panel["options"].get("sortBy") or []
     rows.sort(key=lambda r: (r[1] if sort else 0, r[0].get("name", "")), reverse=bool(sort and sort[0]["desc"]))
+    # As many rows as the panel shows without scrolling (about 1.4 a grid unit); the rest are counted.
+    room = max(5, int(panel["gridPos"]["h"] * 1.4))
+    hidden_rows = len(rows) - room if len(rows) > room else 0
+    if hidden_rows and not hide_value:
+        rows = rows[:room - 1]
     labels = [_row_label(m) for m, _ in rows]
     if hide_value:
         shown = 12
@@ -195,6 +224,9 @@ def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]])
     for yi, label, v in zip(y, labels, values):
         ax.text(0.005 * top, yi + 0.5, label, va="bottom", fontsize=7, color=COLORS["text"])
         ax.text(v, yi + 0.22, f" {format_value(v, unit)}", va="center", fontsize=7, color=COLORS["text"])
+    if hidden_rows:
+        ax.text(0.99, 0.03, f"... and {hidden_rows + 1} more (Grafana scrolls)", transform=ax.transAxes, ha="right",
+                color=COLORS["muted"], fontsize=7.5, style="italic")
 
 
 # Table rows: red under the published 10 % line, blue otherwise (targets differ by block).

@@ -43,7 +43,9 @@ SUMMARY_EVERY_S = 5.0
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     add_traffic_arguments(parser, scale=0.001, floors=(100, 30), heartbeat_hours=24)
     parser.add_argument("--month", default=None,
-                        help="YYYY-MM to replay (default: the profile's last published month, 2024-12 / 2025-04)")
+                        help="YYYY-MM to replay (default: the profile's last published month, 2024-12 / 2025-04), "
+                             "or 'now': the current month from its first day up to now, so that the current "
+                             "windows of /metrics (and the dashboards) hold it")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the month's traffic takes (default 60)")
     parser.add_argument("--workdir", type=Path, default=Path(".emc-local"))
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
@@ -65,6 +67,12 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
     )
 
 
+def _current_month_so_far(now: datetime) -> tuple[str, datetime, datetime]:
+    """The current Asia/Ho_Chi_Minh month, as text, and its window from the first instant to `now`."""
+    local = now.astimezone(_VN)
+    return f"{local:%Y-%m}", local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now
+
+
 def _month_of(args: argparse.Namespace, default: str) -> str:
     text = args.month or default
     try:
@@ -79,9 +87,12 @@ def _month_of(args: argparse.Namespace, default: str) -> str:
 def run_local(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise ConfigError("--seconds must be positive")
-    default_month = {"2024": "2024-12", "2025": "2025-04"}[args.profile]
-    month = _month_of(args, default_month)
-    simulation = ProfileSimulation(profile_config(args, period=month))
+    if args.month == "now":
+        month, start, end = _current_month_so_far(datetime.now(timezone.utc))
+        simulation = ProfileSimulation(profile_config(args, start=start, end=end))
+    else:
+        month = _month_of(args, {"2024": "2024-12", "2025": "2025-04"}[args.profile])
+        simulation = ProfileSimulation(profile_config(args, period=month))
     workdir: Path = args.workdir.resolve()
     # The broker keeps its data in memory: state left by an earlier run would not match it.
     shutil.rmtree(workdir, ignore_errors=True)

@@ -309,6 +309,7 @@ class ProfileSimulation:
                 raise ConfigError("the period must be a year, quarter or month")
             self.start_us = _local_midnight_us(period.first_day)
             self.end_us = _local_midnight_us(period.last_day + timedelta(days=1))
+        self._now_us = _us(datetime.now(timezone.utc)) // _US_PER_S * _US_PER_S  # nothing is dated after it is made
         self._senders: dict[tuple[str, date], str | None] = {}
         self.days = self._window_days()
         units = [u.code for u in self.calibration.units if u.code not in self.calibration.silent]
@@ -459,7 +460,9 @@ class ProfileSimulation:
                 dossier_id = f"{year}{month:02d}-{serial:06d}"
                 if kind == "voided":
                     dossier = self._resolved_dossier(rng, unit, dossier_id, rng.choice(["full_online", "offline"]), "completed", at)
-                    void_at = dossier.events[-1]["_at"] + rng.randrange(_US_PER_HOUR, 10 * _US_PER_DAY)
+                    last = dossier.events[-1]["_at"]
+                    # Up to ten days later, but never in the future (a window ending now).
+                    void_at = min(last + rng.randrange(_US_PER_HOUR, 10 * _US_PER_DAY), max(last + _US_PER_S, self._now_us))
                     self._event(dossier, "voided", void_at)
                 else:
                     dossier = self._open_dossier(rng, unit, dossier_id, at, withdrawn=kind == "withdrawn")
@@ -613,7 +616,10 @@ class ProfileSimulation:
         step = int(every.total_seconds() * _US_PER_S)
         lo = max(_local_midnight_us(date(year, month, 1)), self.start_us)
         hi = min(_local_midnight_us(date(year + month // 12, month % 12 + 1, 1)), self.end_us)
-        first = self.start_us + max(0, -(-(lo - self.start_us) // step)) * step
+        # Anchored at the window's end, so a window ending now ends with every sending unit's
+        # heartbeat (none looks silent at the start of a live run), then one every `step` back.
+        last = self.end_us - _US_PER_S
+        first = last - max(0, (last - lo) // step) * step
         for unit in self.plan.units:
             for t in range(first, hi, step):
                 day = datetime.fromtimestamp(t / _US_PER_S, _VN).date()

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from streams.local_stack import free_port
 from streams.simulator import ProfileConfig, ProfileSimulation
 
 pytestmark = pytest.mark.integration
@@ -43,3 +47,39 @@ def test_emc_local_replays_a_month_and_prints_live_figures_until_redis_holds_it(
     assert float(last[3]) == pytest.approx(100 * plan.rate("province"), abs=0.006)
     # ... which are the published 2024 ones, within half a point.
     assert abs(float(last[1]) - 45.8) < 0.5 and abs(float(last[2]) - 63.47) < 0.5 and abs(float(last[3]) - 18.54) < 0.5
+
+
+def test_emc_local_month_now_fills_the_current_windows_of_the_metrics(tmp_path: Path) -> None:
+    """`--month now`: the current month up to now, so /metrics (what Prometheus and the
+    dashboards read) holds it in its current windows, and every agency has just sent a heartbeat."""
+    port = free_port()
+    flags = [flag if flag != "2024-12" else "now" for flag in FLAGS]
+    flags[flags.index("--profile") + 1] = "2025"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "local", *flags, "--duration", "170", "--metrics-port", str(port),
+         "--workdir", str(tmp_path / "local")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        assert process.stdout is not None
+        while not (lines and lines[-1].lstrip().startswith("done")):
+            line = process.stdout.readline()
+            assert line, "emc local ended before Redis held the month:\n" + "".join(lines[-40:])
+            lines.append(line)
+        out = "".join(lines)
+        month = datetime.now(timezone(timedelta(hours=7))).strftime("%Y-%m")
+        planned = int(re.search(rf"traffic  profile 2025, {month}: ([\d,]+) resolved dossiers", out).group(1).replace(",", ""))
+        last = re.findall(rf"{month}: resolved (\d+), full online (\d+\.\d\d) %", out)[-1]
+        metrics = list(text_string_to_metric_families(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()))
+        samples = [s for family in metrics for s in family.samples]
+        resolved = sum(s.value for s in samples if s.name == "emc_dossiers" and s.labels["window"] == "month" and s.labels["mode"] == "all")
+        national = [s.value for s in samples if s.name == "emc_block_full_online_ratio"
+                    and s.labels == {"block": "national", "window": "month"}]
+        assert resolved == planned == int(last[0])
+        assert national and 100 * national[0] == pytest.approx(float(last[1]), abs=0.006)
+        statuses = {s.labels["agency"]: s.labels["status"] for s in samples if s.name == "emc_agency_status" and s.value == 1}
+        assert statuses and "silent" not in statuses.values(), statuses
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

@@ -68,10 +68,18 @@ ALERT_NAMES = sorted(rule["alert"] for rule in _alert_rules())
 # -- promtool ----------------------------------------------------------------------------------
 
 @needs_promtool
-def test_prometheus_config_and_its_rule_files_are_valid() -> None:
-    result = _run(PROMTOOL, "check", "config", str(PROMETHEUS_CONFIG))
+@pytest.mark.parametrize("config", [PROMETHEUS_CONFIG, PROMETHEUS_DIR / "prometheus-local.yml"], ids=lambda p: p.name)
+def test_prometheus_config_and_its_rule_files_are_valid(config: Path) -> None:
+    result = _run(PROMTOOL, "check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rule files found" in result.stdout  # rule_files resolve relative to the config
+
+
+def test_the_local_config_scrapes_the_same_jobs_with_the_same_rules() -> None:
+    deployed = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    local = yaml.safe_load((PROMETHEUS_DIR / "prometheus-local.yml").read_text(encoding="utf-8"))
+    assert local["rule_files"] == deployed["rule_files"]
+    assert [job["job_name"] for job in local["scrape_configs"]] == [job["job_name"] for job in deployed["scrape_configs"]]
 
 
 @needs_promtool

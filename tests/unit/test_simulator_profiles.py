@@ -211,3 +211,14 @@ def test_the_simple_simulator_dates_no_event_after_its_window(seed: int) -> None
     assert len(moments) > 400
     assert max(moments) < end
     assert min(moments) >= start - timedelta(seconds=2)  # midnight dossiers may start just before
+
+
+def test_a_profile_window_ending_now_dates_no_event_in_the_future() -> None:
+    """`emc local --month now`: voids follow their dossier by up to ten days, but not past now."""
+    now = datetime.now(timezone.utc)
+    config = ProfileConfig(profile="2025", start=now - timedelta(days=6), end=now, scale=0.0001, min_resolved_published=20,
+                           min_resolved=10, void_share=0.2, bad_share=0.0, seed=5)
+    events = [orjson.loads(m.value) for m in ProfileSimulation(config, REGISTRY).messages()]
+    moments = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in events]
+    assert sum(e["type"] == "voided" for e in events) > 50
+    assert max(moments) <= now
