@@ -6,6 +6,7 @@
     emc agency maintenance AGENCY [--from T] --until T --reason TEXT
     emc agency maintenance AGENCY --clear        end the window in effect now, drop those to come
     emc agency maintenance AGENCY --list         every declared window of the agency
+    emc agency maintenance AGENCY --withdraw T   remove the window that starts at T (declared by mistake)
     emc agency status [--format json|table]
 
 Targets and maintenance windows are records of the compacted control topic
@@ -32,9 +33,10 @@ from streams.domain.control import (
     make_maintenance,
     make_target,
     target_key,
+    withdrawal_messages,
 )
 from streams.domain.registry import Registry, display_width
-from streams.errors import ConfigError, ExternalServiceError, InvalidControlRecord
+from streams.errors import ConfigError, ExternalServiceError, InvalidControlRecord, InvalidEvent
 from streams.settings import Settings
 
 FORMATS = ("json", "table")
@@ -72,6 +74,8 @@ def add_commands(
     maintenance.add_argument("--clear", action="store_true",
                              help="end the window in effect now (kept as history) and remove the windows to come")
     maintenance.add_argument("--list", action="store_true", help="print the agency's declared windows, ended ones too")
+    maintenance.add_argument("--withdraw", default=None, metavar="T",
+                             help="remove the window that starts at T (as --list prints it), as if never declared")
     add_settings(maintenance, ["broker"])
     status = agency_commands.add_parser("status", help="every agency's status, from Redis")
     status.add_argument("--format", choices=FORMATS, default="table")
@@ -138,23 +142,37 @@ def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registr
     from streams.control import read_control_state, send_control_messages
     from streams.domain.events import rfc3339_to_us
 
-    if args.clear and args.list:
-        raise ConfigError("give --clear or --list, not both")
-    if (args.clear or args.list) and (args.start is not None or args.until is not None or args.reason is not None):
-        raise ConfigError(f"--{'clear' if args.clear else 'list'} takes no --from, --until or --reason")
-    if not (args.clear or args.list) and (args.until is None or args.reason is None):
-        raise ConfigError("agency maintenance needs --until and --reason (or --clear, or --list)")
+    actions = [flag for flag, given in (("--clear", args.clear), ("--list", args.list), ("--withdraw", args.withdraw is not None))
+               if given]
+    if len(actions) > 1:
+        raise ConfigError(f"give one of {', '.join(actions)}, not several")
+    if actions and (args.start is not None or args.until is not None or args.reason is not None):
+        raise ConfigError(f"{actions[0]} takes no --from, --until or --reason")
+    if not actions and (args.until is None or args.reason is None):
+        raise ConfigError("agency maintenance needs --until and --reason (or --clear, --list or --withdraw)")
     if args.agency not in registry:
         raise ConfigError(f"unknown agency {args.agency!r} (see `emc registry list`)")
     now = _now_rfc3339()
     window: Maintenance | None = None
-    if not (args.clear or args.list):
+    withdrawn_us: int | None = None
+    if args.withdraw is not None:
+        withdrawn_us = _instant(args.withdraw, "--withdraw")
+    elif not actions:
         start = args.start if args.start is not None else now
         window = _checked(lambda: make_maintenance(registry, args.agency, start, args.until, args.reason, now))  # type: ignore[assignment]
     # What to send depends on the windows already declared (a new one cuts what it overlaps).
     state = read_control_state(settings, registry)
     if args.list:
         return _print_windows(args.agency, state, rfc3339_to_us(now))
+    if withdrawn_us is not None:
+        messages = withdrawal_messages(state, args.agency, withdrawn_us)
+        if not messages:
+            starts = ", ".join(w.start for w in state.maintenance.get(args.agency, ())) or "none"
+            raise ConfigError(f"{args.agency} has no maintenance window starting at {args.withdraw} (windows start at: {starts})")
+        partition, offset = send_control_messages(settings, messages)[-1]
+        print(f"maintenance window of {args.agency} from {args.withdraw} withdrawn "
+              f"(topic {settings.control_topic}, partition {partition}, offset {offset})")
+        return 0
     messages = (clearing_messages(state, args.agency, now, rfc3339_to_us(now)) if window is None
                 else declaration_messages(state, window))
     if not messages:
@@ -169,6 +187,15 @@ def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registr
         changed = f"; {len(messages) - 1} overlapping window(s) cut or replaced" if len(messages) > 1 else ""
         print(f"maintenance of {args.agency} from {window.start} until {window.until} declared{changed} ({where})")
     return 0
+
+
+def _instant(text: str, flag: str) -> int:
+    from streams.domain.events import rfc3339_to_us
+
+    try:
+        return rfc3339_to_us(text)
+    except InvalidEvent:
+        raise ConfigError(f"{flag}: {text!r} is not an RFC 3339 time with an offset, e.g. 2024-12-02T00:00:00+07:00") from None
 
 
 def _print_windows(agency: str, state: ControlState, now_us: int) -> int:

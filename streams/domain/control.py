@@ -391,6 +391,12 @@ def clearing_messages(state: ControlState, agency: str, now: str, now_us: int) -
     return out
 
 
+def withdrawal_messages(state: ControlState, agency: str, start_us: int) -> list[Message]:
+    """The message of `--withdraw FROM`: the window that starts at that instant is removed as
+    if never declared (a declaration made by mistake), past or not; the others stay."""
+    return [tombstone(window.key) for window in state.maintenance.get(agency, ()) if window.start_us == start_us]
+
+
 MAX_WINDOW_DAYS_MARKED = 400
 
 

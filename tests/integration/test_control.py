@@ -226,6 +226,13 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     listed = emc(settings, "agency", "maintenance", A, "--list").stdout.splitlines()
     assert [line.split()[2] for line in listed[1:]] == ["ended", "ended"]
 
+    # Declared by mistake: --withdraw removes that window from the history and the lists.
+    emc(settings, "agency", "maintenance", A, "--withdraw", "2024-12-02T00:00:00+07:00")
+    wait_until(lambda: A not in in_period("province", "2024-12") and A not in in_period("province", "2024-12-21"), 30,
+               "A's withdrawn window gone from the 2024-12 lists")
+    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [_rfc3339(until)]
+    assert len(emc(settings, "agency", "maintenance", A, "--list").stdout.splitlines()) == 2
+
 
 # -- the Lua script keeps block indicators exact, whatever the order of agency writes -------
 

@@ -33,6 +33,7 @@ from streams.domain.control import (
     make_target,
     parse_control_message,
     periods_touched,
+    withdrawal_messages,
 )
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
@@ -260,6 +261,10 @@ NOWHERE = ["--broker", "kafka://127.0.0.1:9"]  # nothing listens there: a refusa
         (["agency", "maintenance", CURRENT[0], "--until", "2025-05-01T10:00:00+07:00"], "needs --until and --reason"),
         (["agency", "maintenance", CURRENT[0], "--clear", "--reason", "x"], "--clear takes no"),
         (["agency", "maintenance", "XX99", "--clear"], "unknown agency"),
+        (["agency", "maintenance", CURRENT[0], "--withdraw", "2 Dec"], "not an RFC 3339 time"),
+        (["agency", "maintenance", CURRENT[0], "--withdraw", "2024-12-02T00:00:00+07:00", "--clear"], "not several"),
+        (["agency", "maintenance", CURRENT[0], "--withdraw", "2024-12-02T00:00:00+07:00", "--until", "2025-01-01T00:00:00Z"],
+         "--withdraw takes no"),
     ],
 )
 def test_the_cli_refuses_bad_input_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
@@ -386,3 +391,16 @@ def test_a_window_touches_the_local_days_it_covers_and_their_months_quarters_and
     touched = periods_touched([long])
     assert {f"{y}-{m:02d}" for y in range(2020, 2030) for m in range(1, 13)} <= touched
     assert "2029-12-31" in touched and "2025-06-15" not in touched
+
+
+@given(window_specs, st.integers(0, 5))
+def test_withdrawing_removes_exactly_the_window_that_starts_then(existing, pick: int) -> None:
+    agency, other = CURRENT[0], CURRENT[1]
+    records, state = _state_of([_window(agency, s, n, f"old{i}") for i, (s, n) in enumerate(existing)] + [_window(other, 0, 5)])
+    before = state.maintenance.get(agency, ())
+    assume(before)
+    gone = before[pick % len(before)]
+    after = _apply(records, withdrawal_messages(state, agency, gone.start_us))
+    assert list(after.maintenance.get(agency, ())) == [w for w in before if w is not gone]
+    assert after.maintenance[other] == state.maintenance[other]
+    assert withdrawal_messages(after, agency, gone.start_us) == []
