@@ -30,6 +30,7 @@ from mode.utils.futures import stampede
 from prometheus_client import CollectorRegistry, start_http_server
 
 from streams import faust_transport
+from streams.changelog import ChangelogWriter, RowWriter
 from streams.codec import decode_batch
 from streams.control import ControlFeed, ControlPublisher
 from streams.domain.control import agency_control_fields, current_agency_targets
@@ -52,22 +53,6 @@ from streams.state import (
 from streams.targets import block_targets
 
 log = logging.getLogger(__name__)
-
-
-class FaustTableStore:
-    """`KeyValueStore` over a Faust table with raw bytes keys and values."""
-
-    def __init__(self, table: faust.Table) -> None:
-        self._table = table
-
-    def get(self, key: str) -> bytes | None:
-        return self._table.get(key.encode("utf-8"))
-
-    def set(self, key: str, value: bytes) -> None:
-        self._table[key.encode("utf-8")] = value
-
-    def keys(self) -> list[str]:
-        return [k.decode("utf-8") for k in self._table.keys()]
 
 
 @dataclass
@@ -136,6 +121,9 @@ def _faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         web_enabled=False,
         producer_acks=-1,
+        # Changelog rows go out as one producer batch per partition and message (streams.changelog);
+        # at Faust's 16 KiB a message's ~1 MB of dossier rows took dozens of batches.
+        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         # Tansu takes long to settle a fresh group; short session timeouts let survivors
         # take over a dead member's partitions quickly.
@@ -158,11 +146,12 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         for name in ("event-index", "dossiers", "counters", "agencies")
     }
+    changelog = ChangelogWriter(app)
     stores = StateStores(
-        event_index=FaustTableStore(tables["event-index"]),
-        dossiers=FaustTableStore(tables["dossiers"]),
-        counters=FaustTableStore(tables["counters"]),
-        agencies=FaustTableStore(tables["agencies"]),
+        event_index=RowWriter(tables["event-index"], changelog),
+        dossiers=RowWriter(tables["dossiers"], changelog),
+        counters=RowWriter(tables["counters"], changelog),
+        agencies=RowWriter(tables["agencies"], changelog),
     )
     metrics = create_metrics(metrics_registry or CollectorRegistry())
 
@@ -179,6 +168,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     async def apply_batches(stream: faust.StreamT) -> None:
         async for payload in stream:
             outcome = applier.apply_batch(decode_batch(payload))
+            await changelog.flush()  # the message's rows are in the changelog before it is acked
             _record(worker, outcome)
 
     @app.task

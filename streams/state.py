@@ -14,6 +14,9 @@ The rules (see DESIGN.md "Exact counts on an at-least-once bus"):
   partition is below the event's offset; otherwise the row already has it.
 - Every row is written whole, so each row restored from its changelog is self-consistent
   whatever else the crash lost; that is why the checks above are per row.
+- A replayed event writes its rows again, unchanged: a worker killed after writing a batch to
+  its local store but before the changelog had it restarts ahead of its changelog, and the
+  replay is what puts those rows into the changelog that a later owner restores from.
 
 This module knows nothing of Faust: it works on any `KeyValueStore`, which the stream
 layer backs with Faust tables and the unit tests back with dicts.
@@ -165,8 +168,9 @@ class StateApplier:
             if delta is None:
                 outcome.results[(event.type, "duplicate")] += 1
                 continue
-            if first_position is None:
-                index_rows[index_key] = position
+            # Written again on a replay too: a crash may have kept the row in the local store
+            # but not in the changelog, which is what a new owner of the partition restores.
+            index_rows[index_key] = position
             dirty_dossiers.add(dossier_key)
             outcome.results[(event.type, "applied")] += 1
             self._fold_delta(counter_rows, dirty_counters, agency, item, delta)
@@ -223,7 +227,10 @@ class StateApplier:
                 row = CounterRow.decode(self._stores.counters.get(key))
                 counter_rows[key] = row
             if row.offsets.get(partition_key, -1) >= item.offset:
-                continue  # this row already folded the event in before a crash
+                # Already folded in before a crash: unchanged, but written again so that the
+                # changelog has it even if the crash came before the changelog did.
+                dirty_counters.add(key)
+                continue
             for count_field, amount in changes:
                 row.counts[count_field] = row.counts.get(count_field, 0) + amount
             row.offsets[partition_key] = item.offset

@@ -1,0 +1,112 @@
+"""Table changelog records sent per batch message, not per row.
+
+Faust sends one changelog record per table write, each through its producer buffer with a
+future, a callback and several event-loop turns: about two records per event (event index
+and dossier row), the largest cost of a loaded worker. Here the agent writes rows to the
+tables' stores directly (`RowWriter`), and `ChangelogWriter.flush` sends the rows of one
+batch message packed into one producer batch per changelog partition, then waits for the
+broker's acks before the agent takes the next message. So a batch message whose offset Faust
+commits always has its rows in the changelog (Faust's own buffer gives no such order).
+
+Faust restores tables from these records as from its own: same topic and partition (the batch
+message's partition, as Faust chooses), raw key and value, and on ack the store's persisted
+offset is set to the last record's offset, as Faust's `_on_changelog_sent` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from faust.streams import current_event
+
+from streams.errors import ExternalServiceError
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_S = 30.0
+
+
+@dataclass
+class ChangelogWriter:
+    """Rows written in the current batch message, per (table, changelog partition)."""
+
+    app: faust.App
+    pending: dict[tuple[faust.Table, int], dict[bytes, bytes]] = field(default_factory=dict)
+    records_sent: int = 0
+
+    def add(self, table: faust.Table, partition: int, key: bytes, value: bytes) -> None:
+        # A row written twice in one message goes out once, with its last (whole) value.
+        self.pending.setdefault((table, partition), {})[key] = value
+
+    async def flush(self) -> None:
+        """Send the pending rows and wait until the broker has them all; while it does not
+        acknowledge them, retry with backoff (rows are whole values: resending is harmless)."""
+        pending, self.pending = self.pending, {}
+        attempt = 0
+        while pending:
+            try:
+                await self._send(pending)
+                return
+            except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+                attempt += 1
+                delay = min(MAX_RETRY_DELAY_S, 0.5 * 2 ** (attempt - 1))
+                log.warning("changelog records not acknowledged, retrying in %.1f s: %r", delay, exc,
+                            extra={"event": "changelog_retry", "attempt": attempt})
+                await asyncio.sleep(delay)
+
+    async def _send(self, pending: dict[tuple[faust.Table, int], dict[bytes, bytes]]) -> None:
+        producer = await self._producer()
+        sent: list[tuple[faust.Table, asyncio.Future, int]] = []
+        for (table, partition), rows in pending.items():
+            topic = table.changelog_topic.get_topic_name()
+            batch, count = producer.create_batch(), 0
+            for key, value in rows.items():
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    if count == 0:
+                        raise ExternalServiceError(f"a {len(value)}-byte row of {table.name} does not fit a producer batch")
+                    sent.append((table, await producer.send_batch(batch, topic, partition=partition), count))
+                    batch, count = producer.create_batch(), 0
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ExternalServiceError(f"a {len(value)}-byte row of {table.name} does not fit a producer batch")
+                count += 1
+            sent.append((table, await producer.send_batch(batch, topic, partition=partition), count))
+        for table, future, count in sent:
+            metadata = await future
+            # Batches of one partition are acked in order, so the last set is the highest.
+            table.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
+            self.records_sent += count
+
+    async def _producer(self) -> AIOKafkaProducer:
+        faust_producer = await self.app.maybe_start_producer()
+        return faust_producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+class RowWriter:
+    """`KeyValueStore` over a Faust table with raw bytes keys and values, whose writes go to the
+    store at once and to the changelog when the writer flushes. Writes only inside the agent."""
+
+    def __init__(self, table: faust.Table, changelog: ChangelogWriter) -> None:
+        self._table = table
+        self._changelog = changelog
+
+    def get(self, key: str) -> bytes | None:
+        return self._table.get(key.encode("utf-8"))
+
+    def set(self, key: str, value: bytes) -> None:
+        event = current_event()
+        if event is None:
+            raise RuntimeError("table rows are written only while the agent handles a batch message")
+        store = self._table.data
+        # The bytes Faust itself would write to the store and send to the changelog, with the
+        # table's serializers, so that a restore from the changelog gives back the same rows.
+        stored_key, stored_value = store._encode_key(key.encode("utf-8")), store._encode_value(value)
+        store._set(stored_key, stored_value)  # the store (RocksDB), without Faust's changelog send
+        self._changelog.add(self._table, event.message.partition, stored_key, stored_value)
+
+    def keys(self) -> list[str]:
+        return [k.decode("utf-8") for k in self._table.keys()]
