@@ -4,6 +4,7 @@ national traffic compressed in time, and shows live figures from Redis."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -83,3 +84,6 @@ def test_emc_local_month_now_fills_the_current_windows_of_the_metrics(tmp_path: 
     finally:
         process.terminate()
         process.wait(timeout=60)
+    # Stopped by SIGTERM (as a supervisor stops it), it stopped its worker too.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
