@@ -24,8 +24,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.streams import current_event
 
-from streams.errors import ExternalServiceError
-
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 30.0
@@ -37,7 +35,6 @@ class ChangelogWriter:
 
     app: faust.App
     pending: dict[tuple[faust.Table, int], dict[bytes, bytes]] = field(default_factory=dict)
-    records_sent: int = 0
 
     def add(self, table: faust.Table, partition: int, key: bytes, value: bytes) -> None:
         # A row written twice in one message goes out once, with its last (whole) value.
@@ -66,20 +63,16 @@ class ChangelogWriter:
             topic = table.changelog_topic.get_topic_name()
             batch, count = producer.create_batch(), 0
             for key, value in rows.items():
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    if count == 0:
-                        raise ExternalServiceError(f"a {len(value)}-byte row of {table.name} does not fit a producer batch")
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
                     sent.append((table, await producer.send_batch(batch, topic, partition=partition), count))
                     batch, count = producer.create_batch(), 0
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ExternalServiceError(f"a {len(value)}-byte row of {table.name} does not fit a producer batch")
+                    batch.append(key=key, value=value, timestamp=None)  # a batch takes its first record whatever its size
                 count += 1
             sent.append((table, await producer.send_batch(batch, topic, partition=partition), count))
         for table, future, count in sent:
             metadata = await future
             # Batches of one partition are acked in order, so the last set is the highest.
             table.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
-            self.records_sent += count
 
     async def _producer(self) -> AIOKafkaProducer:
         faust_producer = await self.app.maybe_start_producer()
