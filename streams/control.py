@@ -41,6 +41,7 @@ from streams.domain.control import (
 )
 from streams.domain.registry import Registry
 from streams.errors import ExternalServiceError, InvalidControlRecord
+from streams.redis_rankings import RankingKeys, as_text
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -217,19 +218,8 @@ class ControlPublisher:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
-        self._prefix = prefix
+        self.keys = RankingKeys(prefix)
         self._written: ControlState | None = None
-
-    def targets_key(self, period: str) -> str:
-        return f"{self._prefix}targets:{period}"
-
-    @property
-    def periods_key(self) -> str:
-        return f"{self._prefix}target-periods"
-
-    @property
-    def windows_key(self) -> str:
-        return f"{self._prefix}maintenance-windows"
 
     def forget(self) -> None:
         """Write again on the next `publish` (e.g. after becoming leader again)."""
@@ -239,9 +229,10 @@ class ControlPublisher:
         if state is self._written:
             return
         by_period = state.targets_by_period()
-        known = {p.decode() if isinstance(p, bytes) else p for p in await self._client.smembers(self.periods_key)}
+        keys = self.keys
+        known = {as_text(p) for p in await self._client.smembers(keys.target_periods)}
         history = state.history_json()
-        written = {_text(code): orjson.loads(raw) for code, raw in (await self._client.hgetall(self.windows_key)).items()}
+        written = {as_text(code): orjson.loads(raw) for code, raw in (await self._client.hgetall(keys.maintenance_windows)).items()}
         changed = {code for code in written.keys() | history.keys() if written.get(code) != history.get(code)}
         # The periods of every window that came or went (both sides of a change), as the
         # leader's rankings must rebuild their lists of units in maintenance.
@@ -250,19 +241,19 @@ class ControlPublisher:
             + [maintenance_from_history(code, doc) for code in changed for doc in written.get(code, ())])
         async with self._client.pipeline(transaction=True) as pipe:
             for period in sorted(known | by_period.keys()):
-                pipe.delete(self.targets_key(period))
+                pipe.delete(keys.targets(period))
                 if period in by_period:
-                    pipe.hset(self.targets_key(period), mapping={a: decimal_text(r) for a, r in by_period[period].items()})
-            pipe.delete(self.periods_key)
+                    pipe.hset(keys.targets(period), mapping={a: decimal_text(r) for a, r in by_period[period].items()})
+            pipe.delete(keys.target_periods)
             if by_period:
-                pipe.sadd(self.periods_key, *by_period)
+                pipe.sadd(keys.target_periods, *by_period)
             for code in sorted(changed):
                 if code in history:
-                    pipe.hset(self.windows_key, code, orjson.dumps(history[code]))
+                    pipe.hset(keys.maintenance_windows, code, orjson.dumps(history[code]))
                 else:
-                    pipe.hdel(self.windows_key, code)
+                    pipe.hdel(keys.maintenance_windows, code)
             if touched:
-                pipe.sadd(f"{self._prefix}rankings:dirty", *sorted(touched))
+                pipe.sadd(keys.rankings_dirty, *sorted(touched))
             await pipe.execute()
         self._written = state
 
@@ -280,8 +271,3 @@ class ControlPublisher:
 def decimal_text(ratio: float) -> str:
     """A ratio as a plain decimal string, never in exponent form: 0.85 -> "0.85", 1.0 -> "1"."""
     return f"{ratio:.10f}".rstrip("0").rstrip(".")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-

@@ -80,11 +80,16 @@ class RankingKeys(RedisKeys):
         return f"{self.prefix}targets:{period}"
 
     @property
+    def target_periods(self) -> str:
+        return f"{self.prefix}target-periods"
+
+    @property
     def maintenance_windows(self) -> str:
         return f"{self.prefix}maintenance-windows"
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (the clients here do not decode responses)."""
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
@@ -104,7 +109,7 @@ async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, st
     for code, raw in (await client.hgetall(keys.agencies)).items():
         doc = orjson.loads(raw)
         if isinstance(doc, dict) and isinstance(doc.get("status"), str):
-            out[_text(code)] = doc["status"]
+            out[as_text(code)] = doc["status"]
     return out
 
 
@@ -113,7 +118,7 @@ async def read_maintenance_windows(client: aioredis.Redis, keys: RankingKeys) ->
     topic (a document that cannot be read is left out and logged)."""
     out: dict[str, tuple[Maintenance, ...]] = {}
     for code, raw in (await client.hgetall(keys.maintenance_windows)).items():
-        agency = _text(code)
+        agency = as_text(code)
         try:
             out[agency] = tuple(maintenance_from_history(agency, doc) for doc in orjson.loads(raw))
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
@@ -175,7 +180,7 @@ class RankingPublisher:
         try:
             claimed = await self._claim(keys=[self.keys.rankings_dirty, self.keys.rankings_rebuilding],
                                         args=[MAX_DIRTY_PER_TICK])
-            dirty = {_text(p) for p in claimed}
+            dirty = {as_text(p) for p in claimed}
             statuses = await read_statuses(self._client, self.keys)
             # A count change marks its period dirty (current periods included), so the current
             # periods need a rebuild of their own only for their status lists: when a status
@@ -183,8 +188,9 @@ class RankingPublisher:
             # leader ~440 HGETALLs a second and delayed its own snapshots.
             refresh_current = statuses != self._statuses or time.monotonic() >= self._current_due
             periods = sorted(dirty | (set(current_periods) if refresh_current else set()))
+            windows = await read_maintenance_windows(self._client, self.keys)
             for period in periods:
-                await self.publish_period(period, statuses, today)
+                await self.publish_period(period, statuses, windows, today)
                 if period in dirty:
                     await self._client.srem(self.keys.rankings_rebuilding, period)
             if refresh_current:
@@ -199,14 +205,14 @@ class RankingPublisher:
         self._failures = 0
         return periods
 
-    async def publish_period(self, period: str, statuses: Mapping[str, str], today: date) -> None:
+    async def publish_period(self, period: str, statuses: Mapping[str, str],
+                             windows: Mapping[str, tuple[Maintenance, ...]], today: date) -> None:
         try:
             parse_period(period)
         except ValueError:
             log.warning("not a period in the rankings dirty set, ignored: %r", period)
             return
         counts = await read_period_counts(self._client, self.keys, self._registry, period)
-        windows = await read_maintenance_windows(self._client, self.keys)
         generated_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         values: dict[str, bytes] = {}
         for view in (AS_WAS, RESTATED):

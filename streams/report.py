@@ -26,6 +26,7 @@ from streams.domain.reorg import AS_WAS
 from streams.domain.snapshot import counts_from_hash
 from streams.redis_rankings import (
     RankingKeys,
+    as_text,
     block_rankings,
     read_maintenance_windows,
     read_period_counts,
@@ -112,7 +113,7 @@ async def gather_report(
         totals[scope] = Totals(scope, block_counts.get("full_online", 0), block_counts.get("resolved", 0),
                                _target(targets.get(scope)))
     agency_targets = {
-        (code.decode() if isinstance(code, bytes) else code): _target(value) for code, value in agency_target_hash.items()
+        as_text(code): _target(value) for code, value in agency_target_hash.items()
     }
     rankings = block_rankings(registry, period.text, counts, statuses, today, view, blocks, restate_on, windows)
     sections = tuple(

@@ -289,15 +289,6 @@ class ControlState:
         return self.maintenance_at(agency, now_us) or next(
             (w for w in self.maintenance.get(agency, ()) if now_us < w.start_us), None)
 
-    def windows_in(self, period: Period) -> dict[str, tuple[Maintenance, ...]]:
-        """agency -> its windows that touch at least one day of the period."""
-        out = {}
-        for agency, found in self.maintenance.items():
-            touching = tuple(w for w in found if w.overlaps(period))
-            if touching:
-                out[agency] = touching
-        return out
-
     def history_json(self) -> dict[str, list[dict[str, str]]]:
         """agency -> every declared window (the `emc:v1:maintenance-windows` hash)."""
         return {agency: [w.history_json() for w in found] for agency, found in sorted(self.maintenance.items())}
