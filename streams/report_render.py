@@ -12,12 +12,11 @@ from __future__ import annotations
 import html
 import json
 import textwrap
-from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from streams.domain.control import Maintenance
-from streams.domain.periods import VN_TZ
+from streams.domain.periods import VN_TZ, utc_datetime_of_us
 from streams.domain.rankings import (
     STATUS_LISTS,
     MaintainedUnit,
@@ -165,7 +164,7 @@ def _local_time(data: ReportData) -> str:
 def _window_text(window: Maintenance, lang: str) -> str:
     """`từ 02/12/2024 00:00 đến 22/12/2024 00:00 (nâng cấp hệ thống)`, Asia/Ho_Chi_Minh time."""
     def local(us: int) -> str:
-        moment = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).astimezone(VN_TZ)
+        moment = utc_datetime_of_us(us).astimezone(VN_TZ)
         return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
     span = _T[lang]["window"].format(start=local(window.start_us), until=local(window.until_us))
     return f"{span} ({window.reason})"

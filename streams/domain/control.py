@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +40,7 @@ from streams.domain.periods import (
     local_date_of_us,
     parse_period,
     periods_of_day,
+    utc_datetime_of_us,
 )
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord, InvalidEvent
@@ -125,8 +126,7 @@ def maintenance_key(agency: str) -> str:
 
 
 def maintenance_window_key(agency: str, start_us: int) -> str:
-    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start_us)
-    return f"maintenance:{agency}:{start:%Y%m%dT%H%M%SZ}"
+    return f"maintenance:{agency}:{utc_datetime_of_us(start_us):%Y%m%dT%H%M%SZ}"
 
 
 # -- building and validating ---------------------------------------------------------------

@@ -17,10 +17,15 @@ WINDOWS: tuple[str, ...] = ("day", "month", "quarter", "year")
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def utc_datetime_of_us(epoch_us: int) -> datetime:
+    """An instant given in µs since the epoch as an aware UTC datetime (exact: timedelta
+    arithmetic on integers)."""
+    return _EPOCH_UTC + timedelta(microseconds=epoch_us)
+
+
 def local_date_of_us(epoch_us: int) -> date:
     """The Asia/Ho_Chi_Minh calendar date of an instant given in µs since the epoch."""
-    instant = _EPOCH_UTC + timedelta(microseconds=epoch_us)
-    return instant.astimezone(VN_TZ).date()
+    return utc_datetime_of_us(epoch_us).astimezone(VN_TZ).date()
 
 
 def day_period(day: date) -> str:
