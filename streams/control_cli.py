@@ -35,6 +35,7 @@ from streams.domain.control import (
     target_key,
     withdrawal_messages,
 )
+from streams.domain.events import rfc3339_to_us
 from streams.domain.registry import Registry, display_width
 from streams.errors import ConfigError, ExternalServiceError, InvalidControlRecord, InvalidEvent
 from streams.settings import Settings
@@ -140,7 +141,6 @@ def _targets_clear(args: argparse.Namespace, settings: Settings, registry: Regis
 
 def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from streams.control import read_control_state, send_control_messages
-    from streams.domain.events import rfc3339_to_us
 
     actions = [flag for flag, given in (("--clear", args.clear), ("--list", args.list), ("--withdraw", args.withdraw is not None))
                if given]
@@ -190,8 +190,6 @@ def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registr
 
 
 def _instant(text: str, flag: str) -> int:
-    from streams.domain.events import rfc3339_to_us
-
     try:
         return rfc3339_to_us(text)
     except InvalidEvent:

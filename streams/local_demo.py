@@ -178,6 +178,7 @@ class _Summary:
         self.registry = Registry.load()
         self.last = 0.0
         self.planned_full, self.planned = self.simulation.plan.totals()
+        self.name_day = parse_period(self.month).last_day  # units named as in that month
 
     def intro(self) -> None:
         plan = self.simulation.plan
@@ -234,7 +235,7 @@ class _Summary:
 
     def _short(self, code: str) -> str:
         agency = self.registry.get(code)
-        return agency.named_on(parse_period(self.month).last_day).short_name if agency else code
+        return agency.named_on(self.name_day).short_name if agency else code
 
 
 def _pct(text: str | None) -> str:

@@ -115,6 +115,7 @@ def _report(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
+    from streams.domain.periods import parse_period
     from streams.domain.registry import Registry
     from streams.domain.snapshot import counts_from_hash
     from streams.explain import explain, explanation_json, read_dossier_rows, render_explanation_text
@@ -125,8 +126,6 @@ def _explain(args: argparse.Namespace) -> int:
     if agency is None:
         raise ConfigError(f"unknown agency {args.agency!r}: see `emc registry list`")
     period = _period(args.period)
-    from streams.domain.periods import parse_period
-
     agency = agency.named_on(parse_period(period).last_day)  # the name it bore then (Thừa Thiên Huế in 2024)
     settings = _settings(args)
     rows = read_dossier_rows(settings, agency.code, timeout_s=args.timeout)
