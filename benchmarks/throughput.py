@@ -37,11 +37,11 @@ from streams.domain.events import parse_event  # noqa: E402
 from streams.domain.registry import Registry  # noqa: E402
 from streams.domain.snapshot import counts_from_hash  # noqa: E402
 from streams.errors import InvalidEvent  # noqa: E402
-from streams.local_demo import worker_environment  # noqa: E402
-from streams.local_stack import free_port, start_redis, start_tansu, wait_for_port  # noqa: E402
-from streams.producer import EventProducer  # noqa: E402
+from streams.kafka.producer import EventProducer  # noqa: E402
+from streams.local.demo import worker_environment  # noqa: E402
+from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
-from streams.simulator import SimulationConfig, simulate  # noqa: E402
+from streams.simulation.simulator import SimulationConfig, simulate  # noqa: E402
 from tests.oracle import batch_counts, nonzero  # noqa: E402
 
 

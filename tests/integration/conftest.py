@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.local_demo import worker_environment
-from streams.local_stack import RunningProcess, free_port, start_redis, start_tansu, wait_for_port
+from streams.local.demo import worker_environment
+from streams.local.stack import RunningProcess, free_port, start_redis, start_tansu, wait_for_port
 from streams.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

@@ -29,9 +29,9 @@ from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.indicators import INDICATORS, indicator_fields
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
-from streams.local_demo import worker_environment
-from streams.producer import EventProducer
-from streams.redis_snapshots import SnapshotPublisher
+from streams.kafka.producer import EventProducer
+from streams.local.demo import worker_environment
+from streams.sinks.redis_snapshots import SnapshotPublisher
 from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from streams.domain.periods import today_local
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
-from streams.producer import EventProducer
-from streams.simulator import SimMessage, SimulationConfig, simulate
+from streams.kafka.producer import EventProducer
+from streams.simulation.simulator import SimMessage, SimulationConfig, simulate
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.oracle import batch_counts, nonzero
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.local_stack import free_port
-from streams.simulator import ProfileConfig, ProfileSimulation
+from streams.local.stack import free_port
+from streams.simulation.simulator import ProfileConfig, ProfileSimulation
 
 pytestmark = pytest.mark.integration
 

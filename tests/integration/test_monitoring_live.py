@@ -40,16 +40,16 @@ import orjson
 import pytest
 import yaml
 
-from streams.dashboards import agency_dashboard, all_panel_queries, national_dashboard
-from streams.dashboards_png import render_national_png
 from streams.domain.dossier import MODES
 from streams.domain.events import parse_event
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.errors import InvalidEvent
-from streams.local_demo import worker_environment
-from streams.local_stack import RunningProcess, free_port, wait_for_port
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.local.demo import worker_environment
+from streams.local.stack import RunningProcess, free_port, wait_for_port
+from streams.monitoring.dashboards import agency_dashboard, all_panel_queries, national_dashboard
+from streams.monitoring.dashboards_png import render_national_png
 from streams.settings import Settings, load_settings
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.oracle import batch_counts

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
 from tests.integration.conftest import wait_until, wire_event
 
 pytestmark = pytest.mark.integration

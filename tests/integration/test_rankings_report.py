@@ -27,10 +27,10 @@ import redis
 from streams.domain.events import event_from_mapping
 from streams.domain.periods import today_local
 from streams.domain.registry import Registry
-from streams.local_stack import free_port
-from streams.producer import EventProducer
-from streams.redis_rankings import block_rankings
+from streams.kafka.producer import EventProducer
+from streams.local.stack import free_port
 from streams.settings import Settings, load_settings
+from streams.sinks.redis_rankings import block_rankings
 from tests.integration.conftest import WorkerProcess, wait_until, wire_event
 from tests.oracle import batch_counts
 

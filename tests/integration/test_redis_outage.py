@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from streams.domain.registry import Registry
-from streams.local_stack import start_redis
-from streams.producer import EventProducer
+from streams.kafka.producer import EventProducer
+from streams.local.stack import start_redis
 from tests.integration.conftest import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.domain.control import (
     CONTROL_SCHEMA,
     ControlState,
@@ -297,7 +297,7 @@ def test_records_are_plain_frozen_values() -> None:
 
 @given(ratios)
 def test_target_ratios_are_written_to_redis_as_plain_decimals(ratio: float) -> None:
-    from streams.control import decimal_text
+    from streams.kafka.control import decimal_text
 
     text = decimal_text(ratio)
     assert "e" not in text and abs(float(text) - ratio) <= 5e-11

@@ -1,4 +1,4 @@
-"""Grafana dashboards as code (streams/dashboards.py -> deploy/grafana/dashboards/*.json).
+"""Grafana dashboards as code (streams/monitoring/dashboards.py -> deploy/grafana/dashboards/*.json).
 
 Grafana cannot run here, so the dashboards are checked as data: the committed JSON is what
 the generator writes, every panel queries the provisioned datasource, and every query parses
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams import dashboards
-from streams.dashboards import DATASOURCE, all_dashboards, all_panel_queries, main, render
+from streams.monitoring import dashboards
+from streams.monitoring.dashboards import DATASOURCE, all_dashboards, all_panel_queries, main, render
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
@@ -39,9 +39,9 @@ def _panels(dashboard: dict) -> list[dict]:
 @pytest.mark.parametrize("file_name", sorted(all_dashboards()))
 def test_committed_dashboard_is_what_the_generator_writes(file_name: str) -> None:
     committed = DASHBOARD_DIR / file_name
-    assert committed.exists(), f"{committed} missing: run python -m streams.dashboards --out deploy/grafana/dashboards"
+    assert committed.exists(), f"{committed} missing: run python -m streams.monitoring.dashboards --out deploy/grafana/dashboards"
     assert committed.read_text(encoding="utf-8") == render(all_dashboards()[file_name]), (
-        f"{committed} is stale: run python -m streams.dashboards --out deploy/grafana/dashboards"
+        f"{committed} is stale: run python -m streams.monitoring.dashboards --out deploy/grafana/dashboards"
     )
 
 
@@ -241,7 +241,7 @@ def test_worker_shaped_series_have_the_names_and_labels_the_worker_exports() -> 
     same label names (Prometheus adds instance and job)."""
     from prometheus_client import CollectorRegistry
 
-    from streams.metrics import AgencyView, MetricsView, create_metrics
+    from streams.sinks.metrics import AgencyView, MetricsView, create_metrics
 
     metrics = create_metrics(CollectorRegistry())
     counts = {"resolved": 2, "full_online": 1, "received": 2, "received_online": 1, "on_time": 1, "late": 1}
@@ -266,7 +266,7 @@ def test_worker_shaped_series_have_the_names_and_labels_the_worker_exports() -> 
 
 
 def test_png_tables_label_agency_rows_by_name_and_other_rows_by_their_labels() -> None:
-    from streams.dashboards_png import _row_label
+    from streams.monitoring.dashboards_png import _row_label
 
     assert _row_label({"agency": "T46", "name": "Huế", "block": "province"}) == "Huế (T46)"
     assert _row_label({"agency": "T46"}) == "T46 (T46)"

@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from streams.codec import SourcedEvent
 from streams.domain.dossier import COUNT_FIELDS, MODES
 from streams.domain.events import parse_event
 from streams.errors import InvalidEvent
-from streams.explain import CATEGORIES, explain, explanation_json, render_explanation_text, rows_from_records
-from streams.simulator import SimulationConfig, simulate
-from streams.state import StateApplier, StateStores
+from streams.reports.explain import CATEGORIES, explain, explanation_json, render_explanation_text, rows_from_records
+from streams.simulation.simulator import SimulationConfig, simulate
+from streams.worker.codec import SourcedEvent
+from streams.worker.state import StateApplier, StateStores
 from tests.oracle import batch_counts
 
 AGENCIES = ("T01", "T35", "BCT")

@@ -8,9 +8,9 @@ from pathlib import Path
 import faust
 import pytest
 
-from streams import faust_transport
-from streams.app import _faust_app
 from streams.settings import load_settings
+from streams.worker import faust_transport
+from streams.worker.app import _faust_app
 
 
 @pytest.fixture

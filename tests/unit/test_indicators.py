@@ -17,7 +17,7 @@ from streams.domain.indicators import (
     indicator_fields,
     indicators,
 )
-from streams.metrics import AgencyView, MetricsView, create_metrics
+from streams.sinks.metrics import AgencyView, MetricsView, create_metrics
 
 # The definitions of issue 5 item 4, written out again: (numerator, denominator terms).
 DEFINITIONS = {

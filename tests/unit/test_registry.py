@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.domain.registry import Registry, display_width, render_registry
 from streams.errors import ConfigError, RegistryError
 

@@ -12,7 +12,7 @@ from streams.domain.periods import parse_period
 from streams.domain.rankings import build_block_ranking
 from streams.domain.registry import Registry
 from streams.domain.reorg import restate, restated_units
-from streams.redis_rankings import block_rankings
+from streams.sinks.redis_rankings import block_rankings
 
 REGISTRY = Registry.load()
 TODAY = date(2026, 1, 15)

@@ -9,19 +9,19 @@ from html.parser import HTMLParser
 
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.domain.control import make_maintenance
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
-from streams.redis_rankings import block_rankings
-from streams.report import BlockSection, ReportData, Totals
-from streams.report_render import (
+from streams.reports.gather import BlockSection, ReportData, Totals
+from streams.reports.render import (
     format_int,
     format_percent,
     render_html,
     render_json,
     render_text,
 )
+from streams.sinks.redis_rankings import block_rankings
 
 REGISTRY = Registry.load()
 TODAY = date(2026, 1, 15)

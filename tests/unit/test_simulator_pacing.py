@@ -7,7 +7,7 @@ import io
 import pytest
 
 from streams.errors import ConfigError
-from streams.pacing import Pacer, Progress
+from streams.simulation.pacing import Pacer, Progress
 
 S = 1_000_000
 

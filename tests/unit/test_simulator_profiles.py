@@ -12,12 +12,12 @@ from functools import lru_cache
 import orjson
 import pytest
 
-from streams.calibration import Calibration, plan
 from streams.domain.events import parse_event
 from streams.domain.periods import local_date_of_us
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, InvalidEvent
-from streams.simulator import (
+from streams.simulation.calibration import Calibration, plan
+from streams.simulation.simulator import (
     ProfileConfig,
     ProfileSimulation,
     SimulationConfig,

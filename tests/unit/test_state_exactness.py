@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.codec import SourcedEvent
 from streams.domain.events import parse_event
 from streams.errors import InvalidEvent
-from streams.simulator import SimulationConfig, simulate
-from streams.state import StateApplier, StateStores, read_counter_row
+from streams.simulation.simulator import SimulationConfig, simulate
+from streams.worker.codec import SourcedEvent
+from streams.worker.state import StateApplier, StateStores, read_counter_row
 from tests.oracle import batch_counts, nonzero
 
 AGENCIES = ("T01", "T35", "BCT")

@@ -26,11 +26,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
 
-from streams.codec import encode_batch
 from streams.domain.events import DossierEvent, parse_event
 from streams.domain.registry import Registry
 from streams.errors import InvalidEvent
 from streams.settings import Settings
+from streams.worker.codec import encode_batch
 
 log = logging.getLogger(__name__)
 

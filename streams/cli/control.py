@@ -119,7 +119,7 @@ def _checked(build: Callable[[], object]) -> object:
 
 
 def _targets_set(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from streams.control import send_control
+    from streams.kafka.control import send_control
 
     ratio = parse_ratio(args.ratio)
     target = _checked(lambda: make_target(registry, args.agency, args.period, ratio, _now_rfc3339()))
@@ -130,7 +130,7 @@ def _targets_set(args: argparse.Namespace, settings: Settings, registry: Registr
 
 
 def _targets_clear(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from streams.control import send_control
+    from streams.kafka.control import send_control
 
     # The same checks as a target, so that a typo is not sent as a tombstone of nothing.
     _checked(lambda: make_target(registry, args.agency, args.period, 0.0, _now_rfc3339()))
@@ -140,7 +140,7 @@ def _targets_clear(args: argparse.Namespace, settings: Settings, registry: Regis
 
 
 def _maintenance(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from streams.control import read_control_state, send_control_messages
+    from streams.kafka.control import read_control_state, send_control_messages
 
     actions = [flag for flag, given in (("--clear", args.clear), ("--list", args.list), ("--withdraw", args.withdraw is not None))
                if given]
@@ -208,8 +208,8 @@ def _print_windows(agency: str, state: ControlState, now_us: int) -> int:
 
 
 def _targets_list(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from streams.control import read_control_state
-    from streams.targets import shipped_targets
+    from streams.domain.targets import shipped_targets
+    from streams.kafka.control import read_control_state
 
     state: ControlState = read_control_state(settings, registry)
     agency_targets = [

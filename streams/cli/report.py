@@ -10,7 +10,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from streams.cli_types import day, positive_integer
+from streams.cli.argtypes import day, positive_integer
 from streams.errors import ConfigError, ExternalServiceError
 from streams.settings import Settings, load_settings
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _redis_client(settings: Settings):  # noqa: ANN202 - redis.asyncio.Redis
-    from streams.redis_snapshots import connect
+    from streams.sinks.redis_snapshots import connect
 
     return connect(settings)
 
@@ -90,8 +90,8 @@ async def _with_redis(settings: Settings, work):  # noqa: ANN001, ANN202
 def _report(args: argparse.Namespace) -> int:
     from streams.domain.periods import today_local
     from streams.domain.registry import Registry
-    from streams.report import gather_report
-    from streams.report_render import render
+    from streams.reports.gather import gather_report
+    from streams.reports.render import render
 
     period = _period(args.period)
     settings = _settings(args)
@@ -118,8 +118,8 @@ def _explain(args: argparse.Namespace) -> int:
     from streams.domain.periods import parse_period
     from streams.domain.registry import Registry
     from streams.domain.snapshot import counts_from_hash
-    from streams.explain import explain, explanation_json, read_dossier_rows, render_explanation_text
-    from streams.redis_snapshots import RedisKeys
+    from streams.reports.explain import explain, explanation_json, read_dossier_rows, render_explanation_text
+    from streams.sinks.redis_snapshots import RedisKeys
 
     registry = Registry.load()
     agency = registry.get(args.agency)

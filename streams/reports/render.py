@@ -26,7 +26,7 @@ from streams.domain.rankings import (
     ranking_json,
 )
 from streams.domain.registry import display_width
-from streams.report import BlockSection, ReportData, Totals
+from streams.reports.gather import BlockSection, ReportData, Totals
 
 LANGS = ("vi", "en")
 FORMATS = ("text", "json", "html")

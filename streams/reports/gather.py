@@ -1,7 +1,7 @@
 """`emc report`: what the national bulletins print, read from Redis (issue 5, item 6).
 
 Gathering (this module) reads the snapshot hashes of one period and builds a `ReportData`;
-rendering (`streams/report_render.py`) turns it into text, JSON or HTML without any I/O.
+rendering (`streams/reports/render.py`) turns it into text, JSON or HTML without any I/O.
 
 The rankings are recomputed here from the agency hashes with the same pure functions the
 leader uses for its lists (`streams/domain/rankings.py`), so the report can show either view:
@@ -24,7 +24,8 @@ from streams.domain.rankings import BlockRanking
 from streams.domain.registry import Registry
 from streams.domain.reorg import AS_WAS
 from streams.domain.snapshot import counts_from_hash
-from streams.redis_rankings import (
+from streams.domain.targets import block_targets
+from streams.sinks.redis_rankings import (
     RankingKeys,
     as_text,
     block_rankings,
@@ -32,7 +33,6 @@ from streams.redis_rankings import (
     read_period_counts,
     read_statuses,
 )
-from streams.targets import block_targets
 
 SCOPES = ("national", "ministry", "province")
 

@@ -110,7 +110,7 @@ if changed then
     end
   end
 end
--- KEYS[5] (optional): the set of periods whose rankings must be rebuilt (streams/redis_rankings.py).
+-- KEYS[5] (optional): the set of periods whose rankings must be rebuilt (streams/sinks/redis_rankings.py).
 if changed and KEYS[5] then redis.call('SADD', KEYS[5], string.match(KEYS[1], '[^:]+$')) end
 return changed and 1 or 0
 """ % {

@@ -2,7 +2,7 @@
 
 Source: the workers' dossier state, read from the changelog topic of the Faust table `dossiers`
 (`{app_id}-dossiers-changelog`; key `agency\\x1fdossier`, value the dossier row of
-`streams/state.py`: a JSON list of `[source_partition, offset, event in wire form]`, the events
+`streams/worker/state.py`: a JSON list of `[source_partition, offset, event in wire form]`, the events
 applied to that dossier). The topic is read from the beginning with a plain consumer (no
 group, nothing committed), keeping the last value of each key of the agency; each dossier is
 then classified with the pure core (`streams/domain/dossier.py`), exactly as the workers do.
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.codec import event_from_wire
 from streams.domain.dossier import COUNT_FIELDS, Classification, classify, dossier_counts, live_events, periods_at
 from streams.domain.events import DossierEvent, us_to_rfc3339
 from streams.errors import ExternalServiceError
 from streams.settings import Settings
+from streams.worker.codec import event_from_wire
 
 SEP = "\x1f"
 CATEGORIES = ("full_online", "partial_online", "offline", "unclassified", "rejected", "withdrawn", "voided")

@@ -1,7 +1,7 @@
 """Grafana dashboards as code: the national overview and the per-agency dashboard.
 
-    python -m streams.dashboards --out deploy/grafana/dashboards          # regenerate
-    python -m streams.dashboards --out deploy/grafana/dashboards --check  # exit 1 when stale
+    python -m streams.monitoring.dashboards --out deploy/grafana/dashboards          # regenerate
+    python -m streams.monitoring.dashboards --out deploy/grafana/dashboards --check  # exit 1 when stale
 
 The JSON written here is committed and provisioned into Grafana by
 deploy/grafana/provisioning/dashboards/emc.yml. Queries read the recording rules of
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.domain.periods import WINDOWS
-from streams.targets import block_targets
+from streams.domain.targets import block_targets
 
 # The provisioned datasource (deploy/grafana/provisioning/datasources/prometheus.yml).
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "emc-prometheus"}
@@ -389,7 +389,7 @@ def all_panel_queries(dashboard: dict[str, Any], variables: dict[str, str]) -> l
 # -- CLI ---------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams.dashboards", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m streams.monitoring.dashboards", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("deploy/grafana/dashboards"), help="output directory")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is stale")
     args = parser.parse_args(argv)
@@ -405,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
     if stale:
-        print(f"stale: {', '.join(stale)}; run: python -m streams.dashboards --out {args.out}", file=sys.stderr)
+        print(f"stale: {', '.join(stale)}; run: python -m streams.monitoring.dashboards --out {args.out}", file=sys.stderr)
         return 1
     return 0
 

@@ -31,9 +31,9 @@ from typing import Protocol
 
 import orjson
 
-from streams.codec import SourcedEvent, event_from_wire, event_to_wire
 from streams.domain.dossier import Counts, counts_delta, counts_of_applied
 from streams.domain.events import DossierEvent
+from streams.worker.codec import SourcedEvent, event_from_wire, event_to_wire
 
 SEP = "\x1f"
 

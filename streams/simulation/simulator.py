@@ -5,7 +5,7 @@ Two generators, both giving the same bytes for the same seed:
 - `simulate(SimulationConfig)`: a simple, uncalibrated one for tests of exactness: each
   agency gets a propensity to work fully online, each dossier a random lifecycle.
 - `ProfileSimulation(ProfileConfig)` (`emc simulate --profile`, `emc local`): national
-  traffic calibrated on the published EMC figures (`streams/calibration.py`): exact
+  traffic calibrated on the published EMC figures (`streams/simulation/calibration.py`): exact
   fully-online quotas per agency, office-hours and weekly rhythm with Tết, silent units,
   maintenance stretches, the 2025 mergers.
 
@@ -23,12 +23,12 @@ from datetime import date, datetime, timedelta, timezone
 
 import orjson
 
-from streams.calibration import Calibration, Plan, largest_remainder, plan
 from streams.domain.control import Maintenance, make_maintenance
 from streams.domain.events import SCHEMA_ID, us_to_rfc3339
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError
+from streams.simulation.calibration import Calibration, Plan, largest_remainder, plan
 
 _US_PER_DAY = 86_400_000_000
 _VN_OFFSET_US = 7 * 3_600_000_000

@@ -12,9 +12,9 @@ per period, so a reader never sees half a ranking:
 - `list:{top10|under10|silent|never|maintenance|maintenance-in-period}:{block}:{period}`: JSON
   arrays of the as-was lists (top 10 keeps units tied on the 10th place).
 - `rankings:dirty`: set of periods whose agency counts changed since their lists were built.
-  The per-agency Lua script of `streams/redis_snapshots.py` adds the period whenever it changes
+  The per-agency Lua script of `streams/sinks/redis_snapshots.py` adds the period whenever it changes
   a count, so a late event that restates an old period also rebuilds that period's lists; the
-  control publisher (`streams/control.py`) adds the periods a declared window touches.
+  control publisher (`streams/kafka/control.py`) adds the periods a declared window touches.
 - `rankings:rebuilding`: periods taken from `rankings:dirty` and not rebuilt yet.
 
 Who writes them: the leader (the worker that owns state partition 0), in its own loop beside
@@ -49,7 +49,7 @@ from streams.domain.rankings import (
 from streams.domain.registry import BLOCKS, Registry
 from streams.domain.reorg import AS_WAS, RESTATED, restate, restated_units
 from streams.domain.snapshot import counts_from_hash
-from streams.redis_snapshots import RedisKeys
+from streams.sinks.redis_snapshots import RedisKeys
 
 log = logging.getLogger(__name__)
 

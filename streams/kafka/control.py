@@ -41,8 +41,8 @@ from streams.domain.control import (
 )
 from streams.domain.registry import Registry
 from streams.errors import ExternalServiceError, InvalidControlRecord
-from streams.redis_rankings import RankingKeys, as_text
 from streams.settings import Settings
+from streams.sinks.redis_rankings import RankingKeys, as_text
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def send_control_messages(settings: Settings, messages: list[tuple[bytes, bytes 
                           timeout_s: float = 30.0) -> list[tuple[int, int]]:
     """Produce control records in order (one key, one partition: compaction keeps the last)
     and wait for every ack; returns each one's (partition, offset)."""
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
     try:
@@ -84,7 +84,7 @@ def send_control_messages(settings: Settings, messages: list[tuple[bytes, bytes 
 
 def read_control_state(settings: Settings, registry: Registry, timeout_s: float = 30.0) -> ControlState:
     """The control state as the whole topic gives it now (invalid records are skipped, logged)."""
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
     try:

@@ -1,9 +1,9 @@
 """The national Grafana dashboard as a PNG, for readers without Grafana (README, reports).
 
-    python -m streams.dashboards_png --prometheus http://127.0.0.1:9090 \\
+    python -m streams.monitoring.dashboards_png --prometheus http://127.0.0.1:9090 \\
         --out docs/images/monitoring-national.png [--window month] [--lookback 30m]
 
-Runs every panel query of the generated national dashboard (streams.dashboards) against a
+Runs every panel query of the generated national dashboard (streams.monitoring.dashboards) against a
 live Prometheus that has the project's recording rules, and draws each panel where the
 dashboard places it: gauges as bars against the target, stats as figures, tables as bar
 charts or lists, time series over the last `--lookback`. Needs matplotlib (the dev extra).
@@ -29,8 +29,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 
-from streams.dashboards import GRID_WIDTH, LOW_RATE, national_dashboard, substitute
 from streams.domain.periods import WINDOWS
+from streams.monitoring.dashboards import GRID_WIDTH, LOW_RATE, national_dashboard, substitute
 
 # Grafana's dark-theme-like palette, and the threshold colours it names.
 COLORS = {"red": "#e02f44", "orange": "#ff9830", "green": "#56a64b", "text": "#d8d9da", "muted": "#8e8e8e",
@@ -320,7 +320,7 @@ def _duration(text: str) -> timedelta:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams.dashboards_png", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m streams.monitoring.dashboards_png", description=__doc__.split("\n\n")[0])
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus base URL")
     parser.add_argument("--out", type=Path, default=Path("docs/images/monitoring-national.png"))
     parser.add_argument("--window", choices=WINDOWS, default="month")

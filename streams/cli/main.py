@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("file", type=Path)
     _add_settings(publish, ["broker", "input_topic"])
 
-    from streams.local_demo import add_local_arguments
-    from streams.simulate_cli import add_simulate_arguments
+    from streams.cli.simulate import add_simulate_arguments
+    from streams.local.demo import add_local_arguments
 
     simulate = commands.add_parser("simulate", help="generate national dossier traffic calibrated on the EMC figures")
     add_simulate_arguments(simulate)
@@ -67,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--format", choices=["json", "table"], default="table")
     listing.add_argument("--on", type=date.fromisoformat, default=None, help="only agencies valid on this date")
 
-    from streams import control_cli  # emc targets ..., emc agency ...
+    from streams.cli import control as control_cli  # emc targets ..., emc agency ...
 
     control_cli.add_commands(commands, _add_settings, _Parser)
 
-    from streams import report_cli  # emc report ..., emc explain ...
+    from streams.cli import report as report_cli  # emc report ..., emc explain ...
 
     report_cli.add_commands(commands)
     return parser
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "worker":
-        from streams.app import run_worker
+        from streams.worker.app import run_worker
 
         run_worker(_settings_from(args))
         return 0
@@ -109,15 +109,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "local":
-        from streams.local_demo import run_local
+        from streams.local.demo import run_local
 
         return run_local(args)
     if args.command in ("targets", "agency"):
-        from streams import control_cli
+        from streams.cli import control as control_cli
 
         return control_cli.run(args, _settings_from(args))
     if args.command in ("report", "explain"):
-        from streams import report_cli
+        from streams.cli import report as report_cli
 
         return report_cli.run(args)
     if args.command == "registry":
@@ -135,7 +135,7 @@ def _progress(done: int, total: int | None, started: float, what: str) -> None:
 
 
 def _publish_file(args: argparse.Namespace) -> int:
-    from streams.producer import EventProducer
+    from streams.kafka.producer import EventProducer
 
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
@@ -150,7 +150,7 @@ def _publish_file(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from streams.simulate_cli import run_simulate
+    from streams.cli.simulate import run_simulate
 
     return run_simulate(args, _settings_from)
 

@@ -29,20 +29,21 @@ from faust.types import ProducerT
 from mode.utils.futures import stampede
 from prometheus_client import CollectorRegistry, start_http_server
 
-from streams import faust_transport
-from streams.changelog import ChangelogWriter, RowWriter
-from streams.codec import decode_batch
-from streams.control import ControlFeed, ControlPublisher
 from streams.domain.control import agency_control_fields, current_agency_targets
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.domain.snapshot import agency_status
-from streams.ingest import DeadLetter, IngestStage, state_partition_for
-from streams.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
-from streams.redis_rankings import RankingPublisher
-from streams.redis_snapshots import SnapshotPublisher, connect
+from streams.domain.targets import block_targets
+from streams.kafka.control import ControlFeed, ControlPublisher
 from streams.settings import Settings
-from streams.state import (
+from streams.sinks.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
+from streams.sinks.redis_rankings import RankingPublisher
+from streams.sinks.redis_snapshots import SnapshotPublisher, connect
+from streams.worker import faust_transport
+from streams.worker.changelog import ChangelogWriter, RowWriter
+from streams.worker.codec import decode_batch
+from streams.worker.ingest import DeadLetter, IngestStage, state_partition_for
+from streams.worker.state import (
     BatchOutcome,
     StateApplier,
     StateStores,
@@ -50,7 +51,6 @@ from streams.state import (
     read_counter_row,
     split_counter_key,
 )
-from streams.targets import block_targets
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         web_enabled=False,
         producer_acks=-1,
-        # Changelog rows go out as one producer batch per partition and message (streams.changelog);
+        # Changelog rows go out as one producer batch per partition and message (streams.worker.changelog);
         # at Faust's 16 KiB a message's ~1 MB of dossier rows took dozens of batches.
         producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
@@ -314,8 +314,8 @@ class _QuietFaustWorker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM."""
+    from streams.kafka.topics import ensure_topics
     from streams.logs import configure, logging_config
-    from streams.topics import ensure_topics
 
     configure(settings.log_level)
     ensure_topics(settings)

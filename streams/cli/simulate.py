@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
-from streams.calibration import PROFILES
-from streams.cli_types import count, positive_number, share
+from streams.cli.argtypes import count, positive_number, share
 from streams.errors import ConfigError
-from streams.pacing import Pacer, Progress
 from streams.settings import Settings
-from streams.simulator import ProfileConfig, ProfileSimulation, SimMessage
+from streams.simulation.calibration import PROFILES
+from streams.simulation.pacing import Pacer, Progress
+from streams.simulation.simulator import ProfileConfig, ProfileSimulation, SimMessage
 
 
 def add_traffic_arguments(parser: argparse.ArgumentParser, scale: float, floors: tuple[int, int],
@@ -75,7 +75,7 @@ def run_simulate(args: argparse.Namespace, settings_from: Callable[[argparse.Nam
             count = pump(simulation.messages(), pacer, progress, lambda m: out.write(m.value + b"\n"))
         print(f"wrote {count} messages to {args.to}")
         return 0
-    from streams.producer import EventProducer
+    from streams.kafka.producer import EventProducer
 
     settings = settings_from(args)
     declare_maintenance(settings, simulation)
@@ -89,8 +89,8 @@ def run_simulate(args: argparse.Namespace, settings_from: Callable[[argparse.Nam
 def declare_maintenance(settings: Settings, simulation: ProfileSimulation) -> None:
     """Declare the calibration's maintenance stretches of the window on the control topic
     (idempotent: a window's key is its agency and start, so a rerun rewrites the same record)."""
-    from streams.control import send_control_messages
     from streams.domain.control import encode_record
+    from streams.kafka.control import send_control_messages
 
     windows = simulation.maintenance_windows()
     if windows:

@@ -22,20 +22,20 @@ from pathlib import Path
 
 import redis
 
-from streams.domain.periods import parse_period
-from streams.domain.registry import Registry
-from streams.errors import ConfigError, ExternalServiceError
-from streams.local_stack import free_port, start_redis, start_tansu, wait_for_port
-from streams.pacing import Pacer
-from streams.producer import EventProducer
-from streams.settings import ENV_VARS, Settings, load_settings
-from streams.simulate_cli import (
+from streams.cli.simulate import (
     add_traffic_arguments,
     declare_maintenance,
     profile_config,
     pump,
 )
-from streams.simulator import ProfileSimulation
+from streams.domain.periods import parse_period
+from streams.domain.registry import Registry
+from streams.errors import ConfigError, ExternalServiceError
+from streams.kafka.producer import EventProducer
+from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port
+from streams.settings import ENV_VARS, Settings, load_settings
+from streams.simulation.pacing import Pacer
+from streams.simulation.simulator import ProfileSimulation
 
 _VN = timezone(timedelta(hours=7))
 SUMMARY_EVERY_S = 5.0
