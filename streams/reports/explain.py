@@ -173,7 +173,7 @@ def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agen
 
 
 def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) -> dict[str, list]:
-    """Read the dossiers changelog to its end (the fetch high watermark, see DESIGN.md on Tansu)."""
+    """Read the dossiers changelog to its end (the fetch high watermark, see streams/worker/faust_transport.py on Tansu)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 

@@ -3,7 +3,7 @@
 Faust restores tables by reading each changelog partition up to its "highwater", which it
 asks for with ListOffsets(latest). Tansu (the local broker) can answer that with an offset
 below what it acknowledged to the producer (the base offset of the last record batch), while
-the high watermark in a Fetch response is right (DESIGN.md). Faust then (a) refuses to start
+the high watermark in a Fetch response is right. Faust then (a) refuses to start
 because RocksDB's persisted offset is "ahead" of the topic, or worse (b) stops restoring a
 partition before its last records, so a worker taking the partition over would start from
 rows older than the offsets already committed. Taking the maximum of both answers is right

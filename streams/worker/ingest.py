@@ -1,6 +1,6 @@
 """The stateless ingest stage: validate, dead-letter, and batch events for the state stage.
 
-Faust pays ~150 µs of plumbing per message (DESIGN.md), so the state agent must receive
+Faust pays ~150 µs of plumbing per message (docs/operating.md, capacity), so the state agent must receive
 *batches*. This stage reads the input topic with a plain aiokafka consumer, validates each
 event once, sends bad ones to the dead-letter topic with their bytes and reason, and packs
 the good ones into batch messages on the batch topic.

@@ -1,6 +1,6 @@
 """Applying validated events to keyed state, exactly, without Kafka transactions.
 
-The rules (see DESIGN.md "Exact counts on an at-least-once bus"):
+The rules (see the README, "Exact without Kafka transactions"):
 
 - All rows an event touches (event index, dossier, counters, agency) belong to the agency,
   and all of an agency's events arrive through one state partition in source-offset order.
