@@ -10,6 +10,7 @@ Conventions of the documents (the info string of a fenced block):
 - ```` ```json ranking ````: a `ranking:` document from Redis, with exactly the fields the
   code writes.
 - ```` ```sh ````: every `emc ...` command line parses with the real CLI parser.
+- ```` ```python ````: compiles.
 Relative links resolve to files of the repository, and their `#anchors` to headings.
 """
 
@@ -215,3 +216,20 @@ def test_no_document_points_outside_the_repository() -> None:
             if needle in text:
                 offenders.append(f"{path.relative_to(REPO_ROOT)} mentions {needle}")
     assert not offenders, "point to docs/contract.md or the README instead:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("block", [b for b in _blocks() if b.language == "python"], ids=_block_id)
+def test_python_examples_compile(block: Block) -> None:
+    try:
+        compile(block.text, block.where, "exec")
+    except SyntaxError as exc:
+        pytest.fail(f"{block.where}: not Python: {exc}")
+
+
+def test_the_vietnamese_and_english_guides_match() -> None:
+    """docs/ket-noi.md is docs/connecting.md in Vietnamese: the same sections, the same
+    examples and commands, block for block."""
+    english, vietnamese = (REPO_ROOT / "docs" / "connecting.md"), (REPO_ROOT / "docs" / "ket-noi.md")
+    assert [(b.language, b.role, b.text) for b in fenced_blocks(vietnamese)] == \
+        [(b.language, b.role, b.text) for b in fenced_blocks(english)], "the guides' code blocks differ"
+    assert len(anchors(vietnamese)) == len(anchors(english)), "the guides have different numbers of sections"
