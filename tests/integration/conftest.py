@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from streams.local.demo import worker_environment
-from streams.local.stack import RunningProcess, free_port, start_redis, start_tansu, wait_for_port
+from streams.local.stack import RunningProcess, S3Store, free_port, start_redis, start_s3, start_tansu, wait_for_port
 from streams.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,31 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcess]
 
 
 @pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Store]:
+    """One moto_server per session, started only if a test needs a restartable broker."""
+    store = start_s3(tmp_path_factory.mktemp("s3"), bucket="emc-session")
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def restartable_broker(s3_store: S3Store, tmp_path: Path) -> Iterator[RunningProcess]:
+    """A Tansu broker of this test alone, its log in its own S3 bucket: `restartable_broker.kill()`
+    then `.start_again()` (or `.restart()`) brings it back on the same port with every record."""
+    store = s3_store.create_bucket(f"emc-{os.getpid()}-{next(_names)}")
+    process = start_tansu(tmp_path / "tansu", s3=store)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def broker_under_test(broker: RunningProcess) -> RunningProcess:
+    """The broker `settings` points at: the shared one. A module that kills its broker overrides
+    this fixture with `restartable_broker`."""
+    return broker
+
+
+@pytest.fixture(scope="session")
 def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProcess]:
     process = start_redis(tmp_path_factory.mktemp("redis"))
     yield process
@@ -45,12 +70,12 @@ def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningP
 
 
 @pytest.fixture
-def settings(broker: RunningProcess, redis_process: RunningProcess, tmp_path: Path) -> Settings:
+def settings(broker_under_test: RunningProcess, redis_process: RunningProcess, tmp_path: Path) -> Settings:
     n = next(_names)
     run = f"t{os.getpid()}x{n}"
     return load_settings(
         {
-            "broker": f"kafka://127.0.0.1:{broker.port}",
+            "broker": f"kafka://127.0.0.1:{broker_under_test.port}",
             "redis_url": f"redis://127.0.0.1:{redis_process.port}/0",
             "metrics_port": free_port(),
             "data_dir": str(tmp_path / "worker-0"),
