@@ -215,3 +215,59 @@ def test_the_normalisation_tells_key_families_apart() -> None:
     assert _normalised("agency:{code}:{period}") == _normalised("agency:{agency}:{period}")
     assert _normalised("ranking:{block}:{period}") != _normalised("ranking-restated:{block}:{period}")
     assert _normalised("targets:{period}") != _normalised("target-periods")
+
+
+# -- event schema, dead-letter reasons and headers --------------------------------------------
+
+_SCHEMAS = REPO_ROOT / "schemas"
+
+
+def _schema_words(schema: dict) -> set[str]:
+    """Property names and string enum/const values of a JSON Schema, at any depth."""
+    words: set[str] = set()
+    stack: list[object] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            words.update(node.get("properties", {}))
+            words.update(v for v in node.get("enum", []) if isinstance(v, str))
+            if isinstance(node.get("const"), str):
+                words.add(node["const"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return words
+
+
+def test_every_field_and_value_of_the_record_schemas_is_in_the_contract() -> None:
+    import json
+
+    documented = set(_contract_code())
+    missing = []
+    for name in ("dossier-event.v1.json", "agency-control.v1.json"):
+        words = _schema_words(json.loads((_SCHEMAS / name).read_text(encoding="utf-8")))
+        assert "event_id" in words or "kind" in words, f"schemas/{name} not read"
+        missing += [f"  `{word}`  (schemas/{name})" for word in sorted(words - documented)]
+    assert not missing, "docs/contract.md does not name these schema fields or values; describe each in " \
+        "section 1.2 (events) or 7 (control records):\n" + "\n".join(missing)
+
+
+_REASON = re.compile(r"Invalid\w*\(\s*[\"']([a-z_]+)[\"']")
+_HEADER = re.compile(r"[\"'](emc-[a-z0-9-]+)[\"']")
+
+
+def test_every_dead_letter_reason_and_header_is_in_the_contract() -> None:
+    found: dict[str, str] = {}
+    for path in _SOURCES:
+        if path.is_relative_to(REPO_ROOT / "streams" / "monitoring"):
+            continue  # dashboard uids and job names, not headers
+        text = path.read_text(encoding="utf-8")
+        for reason in _REASON.findall(text):
+            found.setdefault(reason, f"a dead-letter reason raised in {_where(path)}")
+        for header in _HEADER.findall(text):
+            found.setdefault(header, f"a Kafka header named in {_where(path)}")
+    assert {"schema", "unknown_agency", "emc-reason"} <= set(found), f"the lists were not derived: {sorted(found)}"
+    documented = set(_contract_code())
+    missing = {word: origin for word, origin in found.items() if word not in documented}
+    assert not missing, "docs/contract.md does not name these; add each to section 1.4 (dead letters) or " \
+        "1.3 (signatures):\n" + "\n".join(f"  `{w}`  ({o})" for w, o in sorted(missing.items()))
