@@ -30,6 +30,7 @@ class Settings:
     dead_letter_topic: str = "emc.dossier-events.dlq.v1"
     batch_topic: str = "emc.dossier-batches.v1"
     control_topic: str = "emc.agency-control.v1"  # compacted: per-agency targets and maintenance
+    bulletin_topic: str = "emc.bulletins.v1"  # compacted: published bulletins, key {period}:v{N}
     app_id: str = "emc-streams"
     partitions: int = 8
     replication_factor: int = 1
@@ -62,6 +63,7 @@ ENV_VARS: dict[str, str] = {
     "dead_letter_topic": "EMC_DEAD_LETTER_TOPIC",
     "batch_topic": "EMC_BATCH_TOPIC",
     "control_topic": "EMC_CONTROL_TOPIC",
+    "bulletin_topic": "EMC_BULLETIN_TOPIC",
     "app_id": "EMC_APP_ID",
     "partitions": "EMC_PARTITIONS",
     "replication_factor": "EMC_REPLICATION_FACTOR",
@@ -133,11 +135,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"EMC_REDIS_URL / --redis-url: expected redis://HOST:PORT/DB, got {s.redis_url!r}")
     if not 0 <= s.metrics_port <= 65535:
         raise ConfigError(f"EMC_METRICS_PORT / --metrics-port: {s.metrics_port} is not a TCP port")
-    for name in ("input_topic", "dead_letter_topic", "batch_topic", "control_topic"):
+    for name in ("input_topic", "dead_letter_topic", "batch_topic", "control_topic", "bulletin_topic"):
         if not _TOPIC_NAME.match(getattr(s, name)):
             raise ConfigError(f"--{name.replace('_', '-')}: {getattr(s, name)!r} is not a valid Kafka topic name")
-    if len({s.input_topic, s.dead_letter_topic, s.batch_topic, s.control_topic}) != 4:
-        raise ConfigError("input, dead-letter, batch and control topics must be four different topics")
+    if len({s.input_topic, s.dead_letter_topic, s.batch_topic, s.control_topic, s.bulletin_topic}) != 5:
+        raise ConfigError("input, dead-letter, batch, control and bulletin topics must be five different topics")
     if not 1 <= s.partitions <= 1024:
         raise ConfigError(f"EMC_PARTITIONS / --partitions: {s.partitions} is not in 1..1024")
     if s.replication_factor < 1:

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.cli import report as report_cli  # emc report ..., emc explain ...
 
     report_cli.add_commands(commands)
+
+    from streams.cli import bulletin as bulletin_cli  # emc bulletin publish|list|diff
+
+    bulletin_cli.register(commands, _Parser)
     return parser
 
 
@@ -120,6 +124,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.cli import report as report_cli
 
         return report_cli.run(args)
+    if args.command == "bulletin":
+        from streams.cli import bulletin as bulletin_cli
+
+        return bulletin_cli.run(args)
     if args.command == "registry":
         from streams.domain.registry import Registry, render_registry
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from streams.cli.argtypes import day, positive_integer
@@ -33,6 +34,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--restate-on", type=day, default=None, help="restated view: the units of this day (default today)")
     report.add_argument("--top", type=positive_integer, default=10, help="length of the top lists (default 10)")
     report.add_argument("--out", type=Path, default=None, help="write to this file instead of standard output")
+    report.add_argument("--as-published", nargs="?", type=positive_integer, const=0, default=None, metavar="N",
+                        help="the report as published in version N (default the latest): `emc bulletin publish`")
+    report.add_argument("--broker", default=None, help="--as-published: kafka://HOST:PORT, read when Redis lost the version")
+    report.add_argument("--bulletin-topic", default=None, help="env EMC_BULLETIN_TOPIC (default emc.bulletins.v1)")
     _redis_flags(report)
 
     explain = commands.add_parser("explain", help="why an agency's figure of a period is what it is")
@@ -50,6 +55,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings({
         "redis_url": args.redis_url, "redis_prefix": args.redis_prefix,
         "broker": getattr(args, "broker", None), "app_id": getattr(args, "app_id", None),
+        "bulletin_topic": getattr(args, "bulletin_topic", None),
     })
 
 
@@ -74,7 +80,7 @@ def _redis_client(settings: Settings):  # noqa: ANN202 - redis.asyncio.Redis
     return connect(settings)
 
 
-async def _with_redis(settings: Settings, work):  # noqa: ANN001, ANN202
+async def with_redis(settings: Settings, work):  # noqa: ANN001, ANN202
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -90,6 +96,7 @@ async def _with_redis(settings: Settings, work):  # noqa: ANN001, ANN202
 def _report(args: argparse.Namespace) -> int:
     from streams.domain.periods import today_local
     from streams.domain.registry import Registry
+    from streams.reports.bulletins import as_published_report, current_finality, load_document
     from streams.reports.gather import gather_report
     from streams.reports.render import render
 
@@ -97,9 +104,19 @@ def _report(args: argparse.Namespace) -> int:
     settings = _settings(args)
     registry = Registry.load()
     blocks = (args.block,) if args.block else ("province", "ministry")
-    data = asyncio.run(_with_redis(settings, lambda client: gather_report(
-        client, registry, settings.redis_prefix, period, blocks=blocks, view=args.view, top_n=args.top,
-        today=today_local(), restate_on=args.restate_on)))
+    async def current(client):  # noqa: ANN001, ANN202
+        now = datetime.now(timezone.utc)
+        finality = await current_finality(client, registry, settings.redis_prefix, period, now)
+        return await gather_report(client, registry, settings.redis_prefix, period, blocks=blocks, view=args.view,
+                                   top_n=args.top, today=today_local(), restate_on=args.restate_on, now=now,
+                                   finality=finality)
+
+    async def as_published(client):  # noqa: ANN001, ANN202
+        doc = await load_document(settings, client, period, args.as_published or None)
+        return as_published_report(doc, registry, blocks=blocks, view=args.view, top_n=args.top,
+                                   restate_on=args.restate_on)
+
+    data = asyncio.run(with_redis(settings, current if args.as_published is None else as_published))
     text = render(data, args.format, args.lang)
     if args.out is not None:
         try:
@@ -133,7 +150,7 @@ def _explain(args: argparse.Namespace) -> int:
     async def read_hash(client) -> dict:  # noqa: ANN001
         return await client.hgetall(RedisKeys(settings.redis_prefix).agency(agency.code, period))
 
-    redis_counts = counts_from_hash(asyncio.run(_with_redis(settings, read_hash)))
+    redis_counts = counts_from_hash(asyncio.run(with_redis(settings, read_hash)))
     result = explain(agency.code, period, rows, sample=args.sample, redis_counts=redis_counts)
     if args.format == "json":
         sys.stdout.write(json.dumps({**explanation_json(result), "name": agency.name}, ensure_ascii=False, indent=2) + "\n")

@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
-from kafka.structs import TopicPartition as SyncTopicPartition
 from redis.exceptions import RedisError
 
 from streams.domain.control import (
@@ -40,7 +36,8 @@ from streams.domain.control import (
     periods_touched,
 )
 from streams.domain.registry import Registry
-from streams.errors import ExternalServiceError, InvalidControlRecord
+from streams.errors import InvalidControlRecord
+from streams.kafka.compacted import produce_acked, read_whole_topic
 from streams.settings import Settings
 from streams.sinks.redis_rankings import RankingKeys, as_text
 
@@ -65,21 +62,8 @@ def send_control_messages(settings: Settings, messages: list[tuple[bytes, bytes 
     from streams.kafka.topics import ensure_topics
 
     ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
-    try:
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, acks="all", retries=5,
-            max_in_flight_requests_per_connection=1, client_id=f"{settings.app_id}-control-cli",
-        )
-    except KafkaError as exc:
-        raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
-    try:
-        futures = [producer.send(settings.control_topic, key=key, value=value) for key, value in messages]
-        acks = [future.get(timeout=timeout_s) for future in futures]
-    except KafkaError as exc:
-        raise ExternalServiceError(f"the broker did not acknowledge the control record: {exc}") from exc
-    finally:
-        producer.close(timeout=10)
-    return [(metadata.partition, metadata.offset) for metadata in acks]
+    return produce_acked(settings, settings.control_topic, messages, what="control record",
+                         client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s)
 
 
 def read_control_state(settings: Settings, registry: Registry, timeout_s: float = 30.0) -> ControlState:
@@ -87,35 +71,10 @@ def read_control_state(settings: Settings, registry: Registry, timeout_s: float 
     from streams.kafka.topics import ensure_topics
 
     ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"{settings.app_id}-control-cli",
-        )
-    except KafkaError as exc:
-        raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
     records: dict[str, ControlRecord] = {}
-    try:
-        partitions = consumer.partitions_for_topic(settings.control_topic) or set()
-        tps = [SyncTopicPartition(settings.control_topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for tp, messages in consumer.poll(timeout_ms=200).items():
-                for message in messages:
-                    _fold(registry, records, message.key, message.value, tp.partition, message.offset)
-            ends = consumer.end_offsets(tps)
-            # Tansu's ListOffsets may lag behind; the fetch high watermark does not.
-            if all(consumer.highwater(tp) is not None and consumer.position(tp) >= max(ends[tp], consumer.highwater(tp) or 0)
-                   for tp in tps):
-                break
-            if time.monotonic() > deadline:
-                raise ExternalServiceError(f"could not read {settings.control_topic} to its end within {timeout_s:.0f} s")
-    except KafkaError as exc:
-        raise ExternalServiceError(f"cannot read {settings.control_topic}: {exc}") from exc
-    finally:
-        consumer.close()
+    for partition, offset, key, value in read_whole_topic(settings, settings.control_topic,
+                                                          client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s):
+        _fold(registry, records, key, value, partition, offset)
     return ControlState.of(records.values())
 
 

@@ -10,6 +10,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import ExternalServiceError
+from streams.kafka.compacted import MAX_RECORD_BYTES
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0, names: Collection
         # Compacted: the latest record of each target / maintenance key is kept forever; one
         # partition, as every worker reads all of it.
         NewTopic(settings.control_topic, 1, settings.replication_factor, topic_configs=_COMPACTED),
+        # Compacted too: every published bulletin version has its own key, so all are kept.
+        NewTopic(settings.bulletin_topic, 1, settings.replication_factor,
+                 topic_configs={**_COMPACTED, "max.message.bytes": str(MAX_RECORD_BYTES)}),
     ]
     if names is not None:  # only these (e.g. the CLI creating the control topic)
         wanted = [topic for topic in wanted if topic.name in names]

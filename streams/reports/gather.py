@@ -19,6 +19,7 @@ from fractions import Fraction
 
 import redis.asyncio as aioredis
 
+from streams.domain.control import Maintenance
 from streams.domain.periods import Period, parse_period
 from streams.domain.rankings import BlockRanking
 from streams.domain.registry import Registry
@@ -64,6 +65,15 @@ class BlockSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Finality:
+    """Where a period stands: `open` (not ended), `closed` (ended, never published),
+    `published` (figures as in the latest version) or `restated` (changed since it)."""
+
+    state: str
+    version: int | None = None  # the latest published version
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     period: Period
     view: str
@@ -73,6 +83,7 @@ class ReportData:
     top_n: int
     national: Totals
     blocks: tuple[BlockSection, ...]
+    finality: Finality | None = None  # open / closed / published / restated; None: not shown
 
 
 def _target(value: float | str | bytes | None) -> Fraction | None:
@@ -80,6 +91,86 @@ def _target(value: float | str | bytes | None) -> Fraction | None:
         return None
     text = value.decode() if isinstance(value, bytes) else str(value)
     return Fraction(text).limit_denominator(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInputs:
+    """What a report of one period is computed from: the period's agency counts and block
+    counts, the agencies' own targets, statuses and declared maintenance windows. Read from
+    Redis for the current figures, or taken from a published bulletin (`streams/reports/bulletins.py`)."""
+
+    period: str
+    agency_counts: Mapping[str, Mapping[str, int]]  # agency code -> counts (agencies with a hash)
+    block_counts: Mapping[str, Mapping[str, int]]  # national|ministry|province -> counts
+    agency_targets: Mapping[str, str]  # agency code -> ratio as a decimal string
+    statuses: Mapping[str, str]
+    maintenance_windows: Mapping[str, tuple[Maintenance, ...]]
+
+
+async def read_report_inputs(client: aioredis.Redis, registry: Registry, prefix: str, period_text: str) -> ReportInputs:
+    """The inputs of a report on one period, as Redis holds them now."""
+    period = parse_period(period_text)
+    keys = RankingKeys(prefix)
+    counts = await read_period_counts(client, keys, registry, period.text)
+    async with client.pipeline(transaction=False) as pipe:
+        for scope in SCOPES:
+            pipe.hgetall(keys.block(scope, period.text))
+        pipe.hgetall(keys.targets(period.text))
+        *block_hashes, agency_target_hash = await pipe.execute()
+    statuses = await read_statuses(client, keys)
+    windows = await read_maintenance_windows(client, keys)
+    return ReportInputs(
+        period=period.text,
+        agency_counts=counts,
+        block_counts={scope: counts_from_hash(fields) for scope, fields in zip(SCOPES, block_hashes, strict=True) if fields},
+        agency_targets={as_text(code): as_text(value) for code, value in agency_target_hash.items()},
+        statuses=statuses,
+        maintenance_windows=windows,
+    )
+
+
+def build_report(
+    inputs: ReportInputs,
+    registry: Registry,
+    *,
+    blocks: Sequence[str] = ("province", "ministry"),
+    view: str = AS_WAS,
+    top_n: int = 10,
+    today: date,
+    restate_on: date | None = None,
+    now: datetime,
+    finality: Finality | None = None,
+) -> ReportData:
+    """A report from its inputs: pure, so that a published bulletin renders the same bytes again."""
+    period = parse_period(inputs.period)
+    targets = block_targets(period.first_day.year)
+    totals = {}
+    for scope in SCOPES:
+        block_counts = inputs.block_counts.get(scope, {})
+        totals[scope] = Totals(scope, block_counts.get("full_online", 0), block_counts.get("resolved", 0),
+                               _target(targets.get(scope)))
+    agency_targets = {code: _target(value) for code, value in inputs.agency_targets.items()}
+    rankings = block_rankings(registry, period.text, inputs.agency_counts, inputs.statuses, today, view, blocks,
+                              restate_on, inputs.maintenance_windows)
+    sections = tuple(
+        BlockSection(
+            totals[block],
+            rankings[block],
+            {code: t for code, t in agency_targets.items() if (a := registry.get(code)) is not None and a.block == block and t is not None},
+        )
+        for block in blocks
+    )
+    return ReportData(
+        period=period,
+        view=view,
+        restated_on=None if view == AS_WAS else (restate_on or today),
+        generated_at=now,
+        has_data=bool(inputs.agency_counts) or bool(inputs.block_counts),
+        top_n=top_n,
+        national=totals["national"],
+        blocks=sections,
+        finality=finality,
+    )
 
 
 async def gather_report(
@@ -94,43 +185,9 @@ async def gather_report(
     today: date,
     restate_on: date | None = None,
     now: datetime | None = None,
+    finality: Finality | None = None,
 ) -> ReportData:
     """Everything the report shows for one period, read from Redis."""
-    period = parse_period(period_text)
-    keys = RankingKeys(prefix)
-    counts = await read_period_counts(client, keys, registry, period.text)
-    async with client.pipeline(transaction=False) as pipe:
-        for scope in SCOPES:
-            pipe.hgetall(keys.block(scope, period.text))
-        pipe.hgetall(keys.targets(period.text))
-        *block_hashes, agency_target_hash = await pipe.execute()
-    statuses = await read_statuses(client, keys)
-    windows = await read_maintenance_windows(client, keys)
-    targets = block_targets(period.first_day.year)
-    totals = {}
-    for scope, fields in zip(SCOPES, block_hashes, strict=True):
-        block_counts = counts_from_hash(fields)
-        totals[scope] = Totals(scope, block_counts.get("full_online", 0), block_counts.get("resolved", 0),
-                               _target(targets.get(scope)))
-    agency_targets = {
-        as_text(code): _target(value) for code, value in agency_target_hash.items()
-    }
-    rankings = block_rankings(registry, period.text, counts, statuses, today, view, blocks, restate_on, windows)
-    sections = tuple(
-        BlockSection(
-            totals[block],
-            rankings[block],
-            {code: t for code, t in agency_targets.items() if (a := registry.get(code)) is not None and a.block == block and t is not None},
-        )
-        for block in blocks
-    )
-    return ReportData(
-        period=period,
-        view=view,
-        restated_on=None if view == AS_WAS else (restate_on or today),
-        generated_at=now or datetime.now(timezone.utc),
-        has_data=bool(counts) or any(block_hashes),
-        top_n=top_n,
-        national=totals["national"],
-        blocks=sections,
-    )
+    inputs = await read_report_inputs(client, registry, prefix, period_text)
+    return build_report(inputs, registry, blocks=blocks, view=view, top_n=top_n, today=today, restate_on=restate_on,
+                        now=now or datetime.now(timezone.utc), finality=finality)

@@ -73,6 +73,11 @@ _T = {
         "no_data": "Không có số liệu cho kỳ {period}: chưa có hồ sơ nào được ghi nhận.",
         "merged": "gồm",
         "chart": "Biểu đồ tỷ lệ toàn trình",
+        "finality": "Tình trạng số liệu",
+        "finality_open": "kỳ chưa kết thúc, số liệu còn thay đổi",
+        "finality_closed": "kỳ đã kết thúc, chưa công bố",
+        "finality_published": "đã công bố (phiên bản {v})",
+        "finality_restated": "đã điều chỉnh sau khi công bố (phiên bản {v})",
     },
     "en": {
         "title": "FULLY-ONLINE DOSSIER RATE REPORT",
@@ -111,6 +116,11 @@ _T = {
         "no_data": "No data for period {period}: no dossier has been recorded.",
         "merged": "includes",
         "chart": "Fully-online rate chart",
+        "finality": "Status of the figures",
+        "finality_open": "period still open, figures may change",
+        "finality_closed": "period closed, not published",
+        "finality_published": "published (version {v})",
+        "finality_restated": "restated after publication (version {v})",
     },
 }
 
@@ -154,6 +164,12 @@ def format_view(data: ReportData, lang: str) -> str:
     day = data.restated_on
     shown = f"{day.day:02d}/{day.month:02d}/{day.year}" if lang == "vi" else day.isoformat()
     return _T[lang]["restated"].format(day=shown)
+
+
+def format_finality(data: ReportData, lang: str) -> str | None:
+    if data.finality is None:
+        return None
+    return _T[lang][f"finality_{data.finality.state}"].format(v=data.finality.version)
 
 
 def _local_time(data: ReportData) -> str:
@@ -237,8 +253,10 @@ def render_text(data: ReportData, lang: str = "vi") -> str:
         f"{t['period']}: {format_period(data, lang)} ({data.period.text})",
         f"{t['view']}: {format_view(data, lang)}",
         f"{t['generated']}: {_local_time(data)}",
-        "",
     ]
+    if (finality := format_finality(data, lang)) is not None:
+        out.append(f"{t['finality']}: {finality}")
+    out.append("")
     if not data.has_data:
         out += [t["no_data"].format(period=data.period.text), ""]
     out.append(_totals_line(data.national, lang))
@@ -293,6 +311,8 @@ def report_json(data: ReportData) -> dict:
         "restated_on": data.restated_on.isoformat() if data.restated_on else None,
         "generated_at": _local_time(data),
         "has_data": data.has_data,
+        "finality": None if data.finality is None else data.finality.state,
+        "published_version": None if data.finality is None else data.finality.version,
         "national": _totals_json(data.national),
         "blocks": blocks,
     }
@@ -405,6 +425,8 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
         f'<p class="meta" data-view="{_esc(data.view)}">{_esc(t["view"])}: {_esc(format_view(data, lang))}</p>',
         f'<p class="meta">{_esc(t["generated"])}: {_esc(_local_time(data))}</p>',
     ]
+    if (finality := format_finality(data, lang)) is not None:
+        body.append(f'<p class="meta" data-finality="{_esc(data.finality.state)}">{_esc(t["finality"])}: {_esc(finality)}</p>')
     if not data.has_data:
         body.append(f'<p class="nodata">{_esc(t["no_data"].format(period=data.period.text))}</p>')
     body.append('<div class="totals">' + _html_card(data.national, lang)

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from streams.domain.dossier import COUNT_FIELDS
+from streams.domain.finality import EVENT_COUNT_FIELDS
 from streams.domain.indicators import INDICATORS
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
@@ -32,15 +33,20 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts
+CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts and event counts
 
 # KEYS: agency hash, block hash, national hash, block rank zset.
-# ARGV: agency code, updated_at, then one integer per COUNT_FIELDS, in that order.
+# ARGV: agency code, updated_at, then one integer per COUNT_FIELDS, then one per
+# EVENT_COUNT_FIELDS (streams/domain/finality.py), in that order.
+# Event counts are summed into the block hashes like the counts, but change no figure: they
+# neither set `last_changed_at` nor mark the period's rankings dirty.
 # Counts are integers well below 2^53 (Lua numbers are doubles): a year of national fees in
 # đồng is about 10^13.
 _WRITE_AGENCY_SNAPSHOT = """
 local fields = {%(fields)s}
 local n = #fields
+local efields = {%(efields)s}
+local m = #efields
 local RESOLVED, FULL = %(resolved)d, %(full)d
 local agency, updated_at = ARGV[1], ARGV[2]
 -- Secondary indicators (streams/domain/indicators.py): {field, numerator, {denominator...}},
@@ -72,10 +78,23 @@ for i = 1, n do
     redis.call('HINCRBY', KEYS[3], fields[i], diff)
   end
 end
+-- An agency hash without any count is deleted, so its event counts count as 0 in the blocks.
+local eold = redis.call('HMGET', KEYS[1], unpack(efields))
+local enew = {}
+for j = 1, m do
+  enew[j] = any and tonumber(ARGV[2 + n + j]) or 0
+  local diff = enew[j] - (tonumber(eold[j]) or 0)
+  if diff ~= 0 then
+    redis.call('HINCRBY', KEYS[2], efields[j], diff)
+    redis.call('HINCRBY', KEYS[3], efields[j], diff)
+  end
+end
 if any then
   local args = {}
   for i = 1, n do args[#args + 1] = fields[i]; args[#args + 1] = new[i] end
+  for j = 1, m do args[#args + 1] = efields[j]; args[#args + 1] = enew[j] end
   args[#args + 1] = 'updated_at'; args[#args + 1] = updated_at
+  if changed then args[#args + 1] = 'last_changed_at'; args[#args + 1] = updated_at end
   redis.call('HSET', KEYS[1], unpack(args))
   if new[RESOLVED] > 0 then
     local rate = new[FULL] / new[RESOLVED]
@@ -97,7 +116,7 @@ if changed then
     for i = 1, n do if (tonumber(values[i]) or 0) ~= 0 then nonzero = true end end
     if nonzero then
       for i = 1, n do if not values[i] then redis.call('HSET', key, fields[i], 0) end end
-      redis.call('HSET', key, 'updated_at', updated_at)
+      redis.call('HSET', key, 'updated_at', updated_at, 'last_changed_at', updated_at)
       local resolved = tonumber(values[RESOLVED]) or 0
       if resolved > 0 then
         redis.call('HSET', key, 'full_online_rate', string.format('%%.6f', (tonumber(values[FULL]) or 0) / resolved))
@@ -115,6 +134,7 @@ if changed and KEYS[5] then redis.call('SADD', KEYS[5], string.match(KEYS[1], '[
 return changed and 1 or 0
 """ % {
     "fields": ", ".join(f"'{name}'" for name in COUNT_FIELDS),
+    "efields": ", ".join(f"'{name}'" for name in EVENT_COUNT_FIELDS),
     "resolved": COUNT_FIELDS.index("resolved") + 1,
     "full": COUNT_FIELDS.index("full_online") + 1,
     "indicators": ", ".join(
@@ -239,7 +259,8 @@ class SnapshotPublisher:
                     keys = [self.keys.agency(agency, period), self.keys.block(block, period),
                             self.keys.block("national", period), self.keys.rank(block, period),
                             self.keys.rankings_dirty]
-                    args = [agency, updated_at, *(int(counts.get(name, 0)) for name in COUNT_FIELDS)]
+                    args = [agency, updated_at, *(int(counts.get(name, 0)) for name in COUNT_FIELDS),
+                            *(int(counts.get(name, 0)) for name in EVENT_COUNT_FIELDS)]
                     # Via the pipeline, redis-py loads the script first when the server lacks
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.
                     await self._write_script(keys=keys, args=args, client=pipe)

@@ -276,7 +276,7 @@ async def _tick(worker: Worker) -> None:
         views.append(AgencyView(code, agency.block, agency.name, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
 
     def read_counts(agency: str, period: str) -> dict[str, int]:
-        return read_counter_row(worker.stores.counters, agency, period).counts
+        return read_counter_row(worker.stores.counters, agency, period).snapshot_fields()
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
     if worker.control_publisher is not None:  # targets and maintenance windows, by the leader

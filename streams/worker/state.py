@@ -24,6 +24,7 @@ layer backs with Faust tables and the unit tests back with dicts.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ import orjson
 
 from streams.domain.dossier import Counts, counts_delta, counts_of_applied
 from streams.domain.events import DossierEvent
+from streams.domain.finality import event_increments, period_end_us
+from streams.domain.periods import periods_of_us
 from streams.worker.codec import SourcedEvent, event_from_wire, event_to_wire
 
 SEP = "\x1f"
@@ -75,17 +78,22 @@ def split_counter_key(key: str) -> tuple[str, str]:
 @dataclass(slots=True)
 class CounterRow:
     offsets: dict[str, int]  # source partition (as str, JSON keys) -> highest folded offset
-    counts: dict[str, int]
+    counts: dict[str, int]  # contract section 3
+    events: dict[str, int] = field(default_factory=dict)  # streams/domain/finality.py EVENT_COUNT_FIELDS
 
     @staticmethod
     def decode(raw: bytes | None) -> CounterRow:
         if raw is None:
             return CounterRow({}, {})
         data = orjson.loads(raw)
-        return CounterRow(data["o"], data["c"])
+        return CounterRow(data["o"], data["c"], data.get("e", {}))  # rows written before issue 15 have no "e"
 
     def encode(self) -> bytes:
-        return orjson.dumps({"o": self.offsets, "c": self.counts})
+        return orjson.dumps({"o": self.offsets, "c": self.counts, "e": self.events})
+
+    def snapshot_fields(self) -> dict[str, int]:
+        """The counts and the event counts: what the Redis snapshot of the row is written from."""
+        return {**self.counts, **self.events}
 
 
 @dataclass(slots=True)
@@ -127,7 +135,10 @@ class StateApplier:
     def __init__(self, stores: StateStores) -> None:
         self._stores = stores
 
-    def apply_batch(self, batch: Iterable[SourcedEvent]) -> BatchOutcome:
+    def apply_batch(self, batch: Iterable[SourcedEvent], now_us: int | None = None) -> BatchOutcome:
+        """Apply a batch; `now_us` (default the clock) is when it is applied, for
+        `events_after_close`."""
+        applied_at_us = time.time_ns() // 1000 if now_us is None else now_us
         outcome = BatchOutcome()
         # Rows read or written in this batch, written back once at the end. Writing at the
         # end is safe: each row's stored offsets say exactly which events it contains.
@@ -156,6 +167,7 @@ class StateApplier:
                 first_position = self._stores.event_index.get(index_key)
             if first_position is not None and first_position != position:
                 outcome.results[(event.type, "duplicate")] += 1
+                self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
                 continue
 
             dossier_key = f"{agency}{SEP}{event.dossier_id}"
@@ -167,13 +179,14 @@ class StateApplier:
             delta = self._delta_for(applied, item)
             if delta is None:
                 outcome.results[(event.type, "duplicate")] += 1
+                self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
                 continue
             # Written again on a replay too: a crash may have kept the row in the local store
             # but not in the changelog, which is what a new owner of the partition restores.
             index_rows[index_key] = position
             dirty_dossiers.add(dossier_key)
             outcome.results[(event.type, "applied")] += 1
-            self._fold_delta(counter_rows, dirty_counters, agency, item, delta)
+            self._fold_delta(counter_rows, dirty_counters, agency, item, delta, applied_at_us, duplicate=False)
 
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
@@ -215,9 +228,15 @@ class StateApplier:
         agency: str,
         item: SourcedEvent,
         delta: Counts,
+        applied_at_us: int,
+        *,
+        duplicate: bool,
     ) -> None:
+        """Fold the event's count deltas and its event counts into the rows of the periods its
+        deltas change and of the periods of its own `occurred_at`, each row at most once."""
         partition_key = str(item.source_partition)
-        by_period: dict[str, list[tuple[str, int]]] = {}
+        event = item.event
+        by_period: dict[str, list[tuple[str, int]]] = {period: [] for period in periods_of_us(event.occurred_at_us)}
         for (period, count_field), amount in delta.items():
             by_period.setdefault(period, []).append((count_field, amount))
         for period, changes in by_period.items():
@@ -233,6 +252,9 @@ class StateApplier:
                 continue
             for count_field, amount in changes:
                 row.counts[count_field] = row.counts.get(count_field, 0) + amount
+            for name, amount in event_increments(duplicate=duplicate, event_type=event.type, supersedes=event.supersedes,
+                                                 applied_at_us=applied_at_us, period_end=period_end_us(period)).items():
+                row.events[name] = row.events.get(name, 0) + amount
             row.offsets[partition_key] = item.offset
             dirty_counters.add(key)
 

@@ -83,6 +83,7 @@ def settings(broker_under_test: RunningProcess, redis_process: RunningProcess, t
             "dead_letter_topic": f"emc.dossier-events.dlq.{run}",
             "batch_topic": f"emc.dossier-batches.{run}",
             "control_topic": f"emc.agency-control.{run}",
+            "bulletin_topic": f"emc.bulletins.{run}",
             "app_id": f"emc-{run}",
             "redis_prefix": f"emc:{run}:",
             "partitions": 4,
