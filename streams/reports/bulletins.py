@@ -5,7 +5,7 @@ Where a version lives:
 - the compacted topic `emc.bulletins.v1` (`Settings.bulletin_topic`), key `{period}:v{N}`, value
   the sealed JSON document (`streams/domain/bulletin.py`): the durable record, written first and
   acknowledged by the broker before anything else happens;
-- Redis `{prefix}bulletin:{period}:v{N}` (the same bytes) and the index hash
+- Redis `{prefix}bulletin:{key}` with the topic's key (the same bytes) and the index hash
   `{prefix}bulletins` (field `{period}:v{N}`, value the summary: period, version,
   published_at, note, sha256); the agency and block hashes of the period get
   `published_version`. A version missing from Redis is read from the topic and written back.
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 class BulletinKeys(RankingKeys):
     def bulletin(self, period: str, version: int) -> str:
-        return f"{self.prefix}bulletin:{bulletin_key(period, version)}"
+        key = bulletin_key(period, version)  # `{period}:v{N}`, as on the topic
+        return f"{self.prefix}bulletin:{key}"
 
     @property
     def bulletins(self) -> str:
