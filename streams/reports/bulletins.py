@@ -17,6 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -44,6 +45,7 @@ from streams.domain.reorg import RESTATED as RESTATED_VIEW
 from streams.errors import ConfigError
 from streams.reports.gather import SCOPES, Finality, ReportData, ReportInputs, build_report, read_report_inputs
 from streams.settings import Settings
+from streams.sinks.metrics import PublishedPeriod
 from streams.sinks.redis_rankings import RankingKeys, as_text, block_rankings
 
 log = logging.getLogger(__name__)
@@ -320,3 +322,44 @@ async def diff_since(client: aioredis.Redis, registry: Registry, prefix: str, do
               for f in EVENT_COUNT_FIELDS}
     return BulletinDiff(doc, counts_of(doc["blocks"].get("national", {})), counts_of(blocks.get("national", {})),
                         changes, events)
+
+
+BULLETIN_REFRESH_S = 10.0  # the leader's bulletin gauges are at most this old
+
+
+class BulletinWatch:
+    """The leader's view of the published periods: for each period's latest version, how many
+    agencies are restated since and how far the national rate moved (the bulletin gauges).
+    Documents are immutable, so each is read from Redis once."""
+
+    def __init__(self, client: aioredis.Redis, registry: Registry, prefix: str) -> None:
+        self._client = client
+        self._registry = registry
+        self._keys = BulletinKeys(prefix)
+        self._docs: dict[tuple[str, int], dict] = {}
+
+    async def refresh(self) -> dict[str, PublishedPeriod]:
+        latest: dict[str, int] = {}
+        for field in await self._client.hkeys(self._keys.bulletins):
+            parsed = parse_bulletin_key(as_text(field))
+            if parsed is not None:
+                latest[parsed[0]] = max(latest.get(parsed[0], 0), parsed[1])
+        out = {}
+        for period, version in sorted(latest.items()):
+            doc = self._docs.get((period, version))
+            if doc is None:
+                doc = await read_redis_document(self._client, self._keys, period, version)
+                if doc is None:
+                    continue  # `emc report --as-published` or `emc bulletin diff` writes it back from the topic
+                self._docs[(period, version)] = doc
+            agencies, blocks = await read_period_hashes(self._client, self._registry, self._keys, period)
+            before = _national_rate(doc["blocks"].get("national", {}))
+            now = _national_rate(blocks.get("national", {}))
+            change = None if before is None or now is None else float(now - before)
+            out[period] = PublishedPeriod(version, restated_agency_count(doc["agencies"], agencies), change)
+        return out
+
+
+def _national_rate(fields: Mapping[str, Any]) -> Fraction | None:
+    counts = counts_of(fields)
+    return Fraction(counts.get("full_online", 0), counts["resolved"]) if counts.get("resolved") else None

@@ -8,6 +8,7 @@ incremented as each event is handled.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -137,11 +138,53 @@ class EmcCollector(Collector):
         yield worker
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedPeriod:
+    """A published period compared with its latest version (streams/reports/bulletins.py)."""
+
+    version: int
+    restated_agencies: int  # agencies whose counts differ from the version
+    national_ratio_change: float | None  # national full_online_rate now - as published; None if either undefined
+
+
+class BulletinCollector(Collector):
+    """The leader's gauges of published periods. A view not renewed within `FRESH_S` is no
+    longer exported, so a worker that stopped being the leader stops exporting them."""
+
+    FRESH_S = 60.0
+
+    def __init__(self) -> None:
+        self._view: Mapping[str, PublishedPeriod] = {}
+        self._expires = 0.0
+
+    def update(self, view: Mapping[str, PublishedPeriod]) -> None:
+        self._view, self._expires = dict(view), time.monotonic() + self.FRESH_S
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        view = self._view if time.monotonic() < self._expires else {}
+        version = GaugeMetricFamily("emc_bulletin_published_version", "Latest published version of the period",
+                                    labels=["period"])
+        restated = GaugeMetricFamily(
+            "emc_bulletin_restated_agencies", "Agencies whose counts differ from the period's latest published version",
+            labels=["period"])
+        change = GaugeMetricFamily(
+            "emc_bulletin_national_ratio_change",
+            "National full-online ratio now minus as published in the latest version (absent when undefined)",
+            labels=["period"])
+        for period, published in sorted(view.items()):
+            version.add_metric([period], published.version)
+            restated.add_metric([period], published.restated_agencies)
+            if published.national_ratio_change is not None:
+                change.add_metric([period], published.national_ratio_change)
+        yield from (version, restated, change)
+
+
 @dataclass
 class WorkerMetrics:
     registry: CollectorRegistry
     events: Counter
     collector: EmcCollector
+    bulletins: BulletinCollector
 
 
 def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
@@ -150,4 +193,6 @@ def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
     )
     collector = EmcCollector()
     registry.register(collector)
-    return WorkerMetrics(registry, events, collector)
+    bulletins = BulletinCollector()
+    registry.register(bulletins)
+    return WorkerMetrics(registry, events, collector, bulletins)

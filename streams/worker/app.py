@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import agency_status
 from streams.domain.targets import block_targets
 from streams.kafka.control import ControlFeed, ControlPublisher
+from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
 from streams.settings import Settings
 from streams.sinks.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
 from streams.sinks.redis_rankings import RankingPublisher
@@ -207,6 +209,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     async def run_rankings() -> None:
         # Its own loop, so the leader's ranking rebuilds never hold back its snapshots.
         worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings))
+        bulletins = BulletinWatch(connect(settings), registry, settings.redis_prefix)  # the bulletin gauges
+        bulletins_due = 0.0
         while True:
             await asyncio.sleep(settings.snapshot_interval_s)
             if not worker.is_leader or not worker.in_sync:
@@ -214,6 +218,9 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
             now = datetime.now(timezone.utc)
             try:
                 await worker.rankings.publish(current_periods(now).values(), today_local(now))
+                if time.monotonic() >= bulletins_due:
+                    bulletins_due = time.monotonic() + BULLETIN_REFRESH_S
+                    worker.metrics.bulletins.update(await bulletins.refresh())
             except Exception:  # noqa: BLE001 - a failed rebuild is logged and retried next round
                 log.exception("rankings rebuild failed")
 

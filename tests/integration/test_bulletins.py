@@ -107,6 +107,12 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert "Status of the figures: restated after publication (version 1)" in current
     assert json.loads(after["json"])["finality"] == "published" and json.loads(after["json"])["published_version"] == 1
 
+    # The leader's gauges: two agencies restated, the national rate moved from 9/18 to 12/20.
+    wait_until(lambda: 'emc_bulletin_restated_agencies{period="2024-12"} 2.0' in worker.metrics_text(), 60,
+               "the restated-agencies gauge")
+    change = [line for line in worker.metrics_text().splitlines()
+              if line.startswith('emc_bulletin_national_ratio_change{period="2024-12"}')]
+    assert len(change) == 1 and float(change[0].split()[-1]) == pytest.approx(12 / 20 - 9 / 18)
     diff = json.loads(_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
     expected = {a: c for (a, p), c in batch_counts(_events(everything)).items() if p == "2024-12"}
     restated = {a["code"]: a for a in diff["agencies"]}
@@ -138,6 +144,8 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert _cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
     assert "đã công bố (phiên bản 2)" in _cli(settings, "report", "--period", "2024-12").stdout
     assert json.loads(_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)["agencies"] == []
+    wait_until(lambda: 'emc_bulletin_restated_agencies{period="2024-12"} 0.0' in worker.metrics_text()
+               and 'emc_bulletin_published_version{period="2024-12"} 2.0' in worker.metrics_text(), 60, "the gauges of v2")
 
 
 def _events(raw: list[dict]):  # noqa: ANN202

@@ -199,3 +199,17 @@ def test_a_report_rebuilt_from_a_bulletin_is_the_same_bytes() -> None:
     assert "Status of the figures: published (version 1)" in text
     assert "Tình trạng số liệu: đã điều chỉnh sau khi công bố (phiên bản 1)" in render(
         build_report(inputs, REGISTRY, today=date(2025, 1, 5), now=published_at, finality=Finality(RESTATED, 1)), "text", "vi")
+
+
+def test_the_bulletin_gauges_stop_when_the_leader_stops_renewing_them(monkeypatch) -> None:  # noqa: ANN001
+    import streams.sinks.metrics as metrics
+
+    collector = metrics.BulletinCollector()
+    collector.update({"2024-12": metrics.PublishedPeriod(2, 3, -0.004), "2024": metrics.PublishedPeriod(1, 0, None)})
+    samples = {(f.name, s.labels["period"]): s.value for f in collector.collect() for s in f.samples}
+    assert samples == {("emc_bulletin_published_version", "2024"): 1, ("emc_bulletin_published_version", "2024-12"): 2,
+                       ("emc_bulletin_restated_agencies", "2024"): 0, ("emc_bulletin_restated_agencies", "2024-12"): 3,
+                       ("emc_bulletin_national_ratio_change", "2024-12"): -0.004}
+    later = metrics.time.monotonic() + metrics.BulletinCollector.FRESH_S + 1
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: later)
+    assert [s for f in collector.collect() for s in f.samples] == []
