@@ -107,12 +107,12 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert "Status of the figures: restated after publication (version 1)" in current
     assert json.loads(after["json"])["finality"] == "published" and json.loads(after["json"])["published_version"] == 1
 
-    # The leader's gauges: two agencies restated, the national rate moved from 9/18 to 12/20.
+    # The leader's gauges: two agencies restated, the national rate moved from 4/18 to 8/20.
     wait_until(lambda: 'emc_bulletin_restated_agencies{period="2024-12"} 2.0' in worker.metrics_text(), 60,
                "the restated-agencies gauge")
     change = [line for line in worker.metrics_text().splitlines()
               if line.startswith('emc_bulletin_national_ratio_change{period="2024-12"}')]
-    assert len(change) == 1 and float(change[0].split()[-1]) == pytest.approx(12 / 20 - 9 / 18)
+    assert len(change) == 1 and float(change[0].split()[-1]) == pytest.approx(8 / 20 - 4 / 18)
     diff = json.loads(_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
     expected = {a: c for (a, p), c in batch_counts(_events(everything)).items() if p == "2024-12"}
     restated = {a["code"]: a for a in diff["agencies"]}
