@@ -35,7 +35,7 @@ def _dossier(agency: str, d: str, mode: str, at: str = DEC) -> list[dict]:
             wire_event(agency, f"{d}-x", d, "result_returned", at, delivery="online")]
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+def emc_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, EMC_REDIS_URL=settings.redis_url, EMC_REDIS_PREFIX=settings.redis_prefix,
                EMC_BROKER=settings.broker, EMC_APP_ID=settings.app_id, EMC_BULLETIN_TOPIC=settings.bulletin_topic)
     done = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=120)
@@ -65,7 +65,7 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     wait_until(lambda: redis_client.hget(national, "resolved") == "18", 120,
                f"December in Redis; worker log:\n{worker.log_tail()}")
 
-    published = _cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12")
+    published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12")
     assert "published 2024-12 v1" in published.stdout
     doc = orjson.loads(redis_client.get(f"{prefix}bulletin:2024-12:v1"))
     assert seal_holds(doc) and doc["note"] == "bản tin tháng 12"
@@ -77,10 +77,10 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert redis_client.hget(f"{prefix}agency:T01:2024-12", "last_changed_at")
 
     formats = [("text", "vi"), ("json", "en"), ("html", "vi")]
-    before = {f: _cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
+    before = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
               for f, lang in formats}
     assert "Tình trạng số liệu: đã công bố (phiên bản 1)" in before["text"]
-    current = _cli(settings, "report", "--period", "2024-12").stdout
+    current = emc_cli(settings, "report", "--period", "2024-12").stdout
     assert "Tình trạng số liệu: đã công bố (phiên bản 1)" in current
     # The current report right after publishing is the published one but for its time.
     drop_time = lambda text: [line for line in text.splitlines() if not line.startswith("Thời điểm lập")]  # noqa: E731
@@ -99,11 +99,11 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
                f"the late events in Redis; worker log:\n{worker.log_tail()}")
     wait_until(lambda: redis_client.hget(f"{prefix}agency:T04:2024-12", "events_duplicates") == "1", 30, "the duplicate")
 
-    after = {f: _cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
+    after = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
              for f, lang in formats}
     assert after == before
-    assert _cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
-    current = _cli(settings, "report", "--period", "2024-12", "--lang", "en").stdout
+    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
+    current = emc_cli(settings, "report", "--period", "2024-12", "--lang", "en").stdout
     assert "Status of the figures: restated after publication (version 1)" in current
     assert json.loads(after["json"])["finality"] == "published" and json.loads(after["json"])["published_version"] == 1
 
@@ -113,7 +113,7 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     change = [line for line in worker.metrics_text().splitlines()
               if line.startswith('emc_bulletin_national_ratio_change{period="2024-12"}')]
     assert len(change) == 1 and float(change[0].split()[-1]) == pytest.approx(8 / 20 - 4 / 18)
-    diff = json.loads(_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
+    diff = json.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
     expected = {a: c for (a, p), c in batch_counts(_events(everything)).items() if p == "2024-12"}
     restated = {a["code"]: a for a in diff["agencies"]}
     assert set(restated) == {"T01", "T11"}  # T04's duplicate changed nothing
@@ -128,22 +128,22 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert restated["T01"]["rank_before"] == 2 and restated["T01"]["rank_now"] == 1  # 2/2 = 100 %, tied with T04
     assert diff["events_since"]["events_duplicates"] == 1
     assert diff["national"]["before"]["resolved"] == 18 and diff["national"]["now"]["resolved"] == 20
-    text = _cli(settings, "bulletin", "diff", "2024-12").stdout
+    text = emc_cli(settings, "bulletin", "diff", "2024-12").stdout
     assert "agencies restated since publication: 2" in text and "no longer under 10 %" in text
 
     # Redis lost the version: --as-published reads it from the topic (and writes it back).
     redis_client.delete(f"{prefix}bulletin:2024-12:v1")
-    assert _cli(settings, "report", "--period", "2024-12", "--as-published", "1", "--format", "json", "--lang", "en").stdout \
+    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1", "--format", "json", "--lang", "en").stdout \
         == before["json"]
     assert redis_client.exists(f"{prefix}bulletin:2024-12:v1")
 
-    second = _cli(settings, "bulletin", "publish", "2024-12")
+    second = emc_cli(settings, "bulletin", "publish", "2024-12")
     assert "published 2024-12 v2" in second.stdout
-    listing = json.loads(_cli(settings, "bulletin", "list", "--format", "json").stdout)
+    listing = json.loads(emc_cli(settings, "bulletin", "list", "--format", "json").stdout)
     assert [(b["period"], b["version"]) for b in listing] == [("2024-12", 1), ("2024-12", 2)]
-    assert _cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
-    assert "đã công bố (phiên bản 2)" in _cli(settings, "report", "--period", "2024-12").stdout
-    assert json.loads(_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)["agencies"] == []
+    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
+    assert "đã công bố (phiên bản 2)" in emc_cli(settings, "report", "--period", "2024-12").stdout
+    assert json.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)["agencies"] == []
     wait_until(lambda: 'emc_bulletin_restated_agencies{period="2024-12"} 0.0' in worker.metrics_text()
                and 'emc_bulletin_published_version{period="2024-12"} 2.0' in worker.metrics_text(), 60, "the gauges of v2")
 

@@ -18,6 +18,7 @@ from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import ProfileConfig, ProfileSimulation
 from tests.integration.conftest import wait_until
+from tests.integration.test_bulletins import emc_cli
 from tests.oracle import batch_counts, nonzero
 from tests.published_figures import PUBLISHED_2024
 
@@ -94,3 +95,32 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
     assert [(w["from"], w["until"]) for w in maintained()["T46"]] == [("2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00")]
     assert list(maintained()) == ["T46"]
     assert redis_client.get(f"{prefix}list:maintenance-in-period:ministry:2024") == "[]"
+
+    # Issue 15: publish December 2024, then late events for it. `--as-published` still prints
+    # the published bulletin, byte for byte; the current report and the diff show the change.
+    published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12/2024")
+    assert "published 2024-12 v1" in published.stdout
+    as_published = emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout
+    december = nonzero(counts_from_hash(redis_client.hgetall(f"{prefix}agency:T01:2024-12")))
+    late_at = "2024-12-20T03:00:00Z"
+    late = [orjson.dumps(e) for n in range(5) for e in (
+        {"schema": "emc.dossier-event.v1", "event_id": f"late-{n}-r", "agency_code": "T01", "dossier_id": f"late-{n}",
+         "type": "received", "occurred_at": late_at, "channel": "online", "procedure_code": "1.001"},
+        {"schema": "emc.dossier-event.v1", "event_id": f"late-{n}-x", "agency_code": "T01", "dossier_id": f"late-{n}",
+         "type": "result_returned", "occurred_at": late_at, "delivery": "online"})]
+    with EventProducer(settings) as producer:
+        for value in late:
+            producer.send(b"T01", value)
+        producer.flush()
+    wait_until(lambda: int(redis_client.hget(f"{prefix}agency:T01:2024-12", "resolved")) == december["resolved"] + 5, 60,
+               "the late December dossiers of T01")
+    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout == as_published
+    current = emc_cli(settings, "report", "--period", "2024-12").stdout
+    assert "đã điều chỉnh sau khi công bố (phiên bản 1)" in current and current != as_published
+    diff = orjson.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
+    [t01] = diff["agencies"]
+    assert t01["code"] == "T01"
+    assert (t01["before"]["resolved"], t01["now"]["resolved"]) == (december["resolved"], december["resolved"] + 5)
+    assert (t01["before"]["full_online"], t01["now"]["full_online"]) == (december["full_online"], december["full_online"] + 5)
+    assert t01["events_since"]["events_applied"] == 10 and t01["events_since"]["events_after_close"] == 10
+    assert diff["national"]["now"]["resolved"] == diff["national"]["before"]["resolved"] + 5
