@@ -27,18 +27,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def logging_config(level: str) -> dict:
-    """A dictConfig for the worker: JSON lines on stderr at the given level (crit..debug)."""
-    return {
+def logging_config(level: str, handler_filter: logging.Filter | None = None) -> dict:
+    """A dictConfig for the worker: JSON lines on stderr at the given level (crit..debug),
+    through `handler_filter` when given (the same instance each time the config is applied)."""
+    handler: dict = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    config: dict = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "streams.logs.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "handlers": {"stderr": handler},
         "root": {"level": LEVELS[level], "handlers": ["stderr"]},
     }
+    if handler_filter is not None:
+        config["filters"] = {"handler_filter": {"()": lambda: handler_filter}}
+        handler["filters"] = ["handler_filter"]
+    return config
 
 
-def configure(level: str) -> None:
+def configure(level: str, handler_filter: logging.Filter | None = None) -> None:
     import logging.config
 
-    logging.config.dictConfig(logging_config(level))
+    logging.config.dictConfig(logging_config(level, handler_filter))

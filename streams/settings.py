@@ -40,6 +40,10 @@ class Settings:
     batch_max_events: int = 1000
     log_level: str = "warn"
     worker_name: str = ""
+    # A consumed partition with lag whose position has not moved for stall_after_s fails
+    # /healthz; after stall_exit_s the worker exits (code 71) for its supervisor to restart it.
+    stall_after_s: float = 60.0
+    stall_exit_s: float = 120.0
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -73,6 +77,8 @@ ENV_VARS: dict[str, str] = {
     "batch_max_events": "EMC_BATCH_MAX_EVENTS",
     "log_level": "EMC_LOG_LEVEL",
     "worker_name": "EMC_WORKER_NAME",
+    "stall_after_s": "EMC_STALL_AFTER",
+    "stall_exit_s": "EMC_STALL_EXIT_AFTER",
 }
 
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
@@ -152,5 +158,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("EMC_SILENT_AFTER: must be a positive number of seconds")
     if not 1 <= s.batch_max_events <= 10_000:
         raise ConfigError("EMC_BATCH_MAX_EVENTS: must be in 1..10000")
+    if not 5 <= s.stall_after_s <= s.stall_exit_s:
+        raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds")
     if s.log_level not in LOG_LEVELS:
         raise ConfigError(f"EMC_LOG_LEVEL / --log-level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

@@ -39,7 +39,9 @@ class MetricsView:
     agencies: tuple[AgencyView, ...] = ()
     block_counts_by_window: Mapping[tuple[str, str], Mapping[str, int]] = field(default_factory=dict)
     targets: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (scope, window) -> ratio
-    input_lag: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
+    # (stage, topic, partition) -> messages not yet done; stage: ingest (input topic), state
+    # (batch topic: ingested but not applied), restore (changelogs, while tables are restored)
+    consumer_lag: Mapping[tuple[str, str, int], int] = field(default_factory=dict)
     worker: str = ""
 
 
@@ -126,11 +128,12 @@ class EmcCollector(Collector):
         yield target
 
         lag = GaugeMetricFamily(
-            "emc_consumer_lag_messages", "Messages of the input topic not yet ingested, per partition",
-            labels=["topic", "partition"],
+            "emc_consumer_lag_messages",
+            "Messages of each consumed topic partition not yet done by its stage (ingest, state, restore)",
+            labels=["topic", "partition", "stage"],
         )
-        for (topic, partition), value in sorted(view.input_lag.items()):
-            lag.add_metric([topic, str(partition)], value)
+        for (stage, topic, partition), value in sorted(view.consumer_lag.items()):
+            lag.add_metric([topic, str(partition), stage], value)
         yield lag
 
         worker = GaugeMetricFamily("emc_worker_info", "This worker", labels=["worker"])

@@ -20,31 +20,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 from mode.utils.futures import stampede
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
-from streams.domain.control import agency_control_fields, current_agency_targets
+from streams.domain.control import ControlState, agency_control_fields
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.domain.snapshot import agency_status
-from streams.domain.targets import block_targets
+from streams.errors import ExternalServiceError
 from streams.kafka.control import ControlFeed, ControlPublisher
 from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
 from streams.settings import Settings
-from streams.sinks.metrics import AgencyView, MetricsView, WorkerMetrics, create_metrics
+from streams.sinks.metrics import WorkerMetrics, create_metrics
 from streams.sinks.redis_rankings import RankingPublisher
 from streams.sinks.redis_snapshots import SnapshotPublisher, connect
 from streams.worker import faust_transport
 from streams.worker.changelog import ChangelogWriter, RowWriter
 from streams.worker.codec import decode_batch
+from streams.worker.health import (
+    EXIT_STALLED,
+    Health,
+    PartitionKey,
+    Progress,
+    ProgressWatch,
+    exit_now,
+    serve_http,
+    supervised,
+)
 from streams.worker.ingest import DeadLetter, IngestStage, state_partition_for
+from streams.worker.outage_log import OutageLogFilter
+from streams.worker.progress import HighwaterProbe
 from streams.worker.state import (
     BatchOutcome,
     StateApplier,
@@ -53,6 +68,7 @@ from streams.worker.state import (
     read_counter_row,
     split_counter_key,
 )
+from streams.worker.views import AgencyReading, build_metrics_view
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +81,18 @@ class Worker:
     stores: StateStores
     metrics: WorkerMetrics
     ingest: IngestStage
+    health: Health
+    outage_log: OutageLogFilter = field(default_factory=OutageLogFilter)
     publisher: SnapshotPublisher | None = None
     rankings: RankingPublisher | None = None  # the leader's ranking lists
     owned_partitions: frozenset[int] = frozenset()
     in_sync: bool = False
     control: ControlFeed | None = None  # targets and maintenance, from the whole control topic
     control_publisher: ControlPublisher | None = None
+    stopping: bool = False  # a stop was asked for: tasks ending now are not failures
+    # batch partition -> offset after the last batch message the agent applied
+    applied_offsets: dict[int, int] = field(default_factory=dict)
+    consumer_lag: dict[tuple[str, str, int], int] = field(default_factory=dict)
     _agency_partition: dict[str, int] = field(default_factory=dict)
 
     def owned_agencies(self) -> list[str]:
@@ -79,6 +101,9 @@ class Worker:
     @property
     def is_leader(self) -> bool:
         return 0 in self.owned_partitions
+
+    def is_stopping(self) -> bool:
+        return self.stopping or bool(self.app.should_stop)
 
 
 class _FaustApp(faust.App):
@@ -172,30 +197,37 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         metrics.events.labels(type=letter.event_type, result="dead_letter").inc()
         log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail, "partition": letter.partition, "offset": letter.offset})
 
-    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter))
+    health = Health(stall_after_s=settings.stall_after_s)
+    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter), health)
     worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
     applier = StateApplier(stores)
     batch_topic = app.topic(settings.batch_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
 
-    @app.agent(batch_topic, name="apply-batches")
+    def task(name: str, body: Callable[[], Awaitable[None]]) -> None:
+        app.task(supervised(name, body, health, worker.is_stopping))
+
     async def apply_batches(stream: faust.StreamT) -> None:
         async for payload in stream:
             outcome = applier.apply_batch(decode_batch(payload))
             await changelog.flush()  # the message's rows are in the changelog before it is acked
             _record(worker, outcome)
+            message = stream.current_event.message  # type: ignore[union-attr]
+            worker.applied_offsets[message.partition] = message.offset + 1
 
-    @app.task
-    async def run_ingest() -> None:
-        await worker.ingest.run()
+    @app.agent(batch_topic, name="apply-batches")
+    async def run_apply_batches(stream: faust.StreamT) -> None:
+        await supervised("state agent", lambda: apply_batches(stream), health, worker.is_stopping)()
+
+    task("ingest", worker.ingest.run)
 
     control_feed = worker.control = ControlFeed(settings, registry)
 
-    @app.task
     async def run_control_feed() -> None:
         worker.control_publisher = ControlPublisher(connect(settings), settings.redis_prefix)
         await control_feed.run()
 
-    @app.task
+    task("control feed", run_control_feed)
+
     async def run_snapshots() -> None:
         worker.publisher = SnapshotPublisher(settings, registry, connect(settings))
         while True:
@@ -205,7 +237,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
             except Exception:  # noqa: BLE001 - a failed tick is logged and retried next tick
                 log.exception("snapshot tick failed")
 
-    @app.task
+    task("snapshot timer", run_snapshots)
+
     async def run_rankings() -> None:
         # Its own loop, so the leader's ranking rebuilds never hold back its snapshots.
         worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings))
@@ -224,6 +257,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
             except Exception:  # noqa: BLE001 - a failed rebuild is logged and retried next round
                 log.exception("rankings rebuild failed")
 
+    task("rankings loop", run_rankings)
+    task("progress watch", lambda: _watch_progress(worker))
     return worker
 
 
@@ -236,23 +271,134 @@ def _record(worker: Worker, outcome: BatchOutcome) -> None:
         worker.in_sync = False
 
 
-def _active_partitions(worker: Worker) -> frozenset[int] | None:
-    app = worker.app
-    if app.rebalancing or getattr(app, "in_recovery", False):
-        return None
-    topic = worker.settings.batch_topic
-    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+# -- stall detection -----------------------------------------------------------------------
+
+PROGRESS_INTERVAL_S = 1.0
+PROGRESS_TIMEOUT_S = 5.0
+
+
+async def _watch_progress(worker: Worker) -> None:
+    """Every second: beat for /healthz, measure every consumed partition's lag, and end the
+    worker when a stage with lag has not advanced for `stall_exit_s` (issue 18 items 9, 10)."""
+    settings = worker.settings
+    watch = ProgressWatch(settings.stall_after_s)
+    probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress")
+    seen = _Seen()
+    try:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            now = time.monotonic()
+            worker.health.update(beat=now, not_ready=_not_ready(worker))
+            try:
+                progress = await asyncio.wait_for(_measure(worker, probe, seen), PROGRESS_TIMEOUT_S)
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                # The broker does not answer: that is an outage (logged once by the outage
+                # filter), not a stall; judge progress afresh once it answers again.
+                log.info("progress not measured: %r", exc)
+                watch.forget()
+                worker.health.update(stalled={})
+                continue
+            worker.outage_log.broker_answered()
+            worker.consumer_lag = {(stage, topic, partition): p.lag for (stage, topic, partition), p in progress.items()}
+            watch.observe(now, {(topic, partition): p for (_, topic, partition), p in progress.items()})
+            stalled = watch.stalled(now)
+            worker.health.update(stalled=stalled)
+            worst = max(stalled.values(), default=0.0)
+            if worst >= settings.stall_exit_s:
+                (topic, partition), _ = max(stalled.items(), key=lambda item: item[1])
+                exit_now(EXIT_STALLED, "a consumer with lag has not advanced, exiting for a restart",
+                         event="stalled", topic=topic, partition=partition, stalled_s=round(worst, 1),
+                         lag=next(p.lag for (_, t, q), p in progress.items() if (t, q) == (topic, partition)))
+    finally:
+        await asyncio.shield(probe.stop())
+
+
+@dataclass
+class _Seen:
+    """What the last rounds of measurement found, for the rounds that cannot find it."""
+
+    highwaters: dict[PartitionKey, int] = field(default_factory=dict)
+    batch_partitions: frozenset[int] = frozenset()
+
+
+async def _measure(worker: Worker, probe: HighwaterProbe, seen: _Seen) -> dict[tuple[str, str, int], Progress]:
+    """(stage, topic, partition) -> Progress of every partition this worker consumes."""
+    settings, app = worker.settings, worker.app
+    progress: dict[tuple[str, str, int], Progress] = {
+        ("ingest", settings.input_topic, partition): p for partition, p in worker.ingest.stats.progress.items()
+    }
+    restoring = faust_transport.changelog_restore_progress(app)
+    for (topic, partition), (offset, lag) in restoring.items():
+        progress[("restore", topic, partition)] = Progress(done=offset, lag=lag)
+    if restoring:
+        return progress  # the state stage waits for its tables: judged by their restore
+    batch = faust_transport.assigned_partitions(app, settings.batch_topic)
+    if not batch and app.rebalancing:
+        # Mid-rebalance the consumer holds no partition. A rebalance that never ends is one
+        # form of the stall, so the partitions held before it stay watched meanwhile.
+        batch = seen.batch_partitions
+    seen.batch_partitions = batch
+    seen.highwaters.update(await probe.highwaters((settings.batch_topic, p) for p in batch))
+    committed = faust_transport.committed_offsets(app, settings.batch_topic)
+    for partition in batch:
+        highwater = seen.highwaters.get((settings.batch_topic, partition))
+        if highwater is None:
+            continue
+        done = max(worker.applied_offsets.get(partition, 0), committed.get(partition, 0))
+        progress[("state", settings.batch_topic, partition)] = Progress(done=done, lag=max(0, highwater - done))
+    return progress
+
+
+def _not_ready(worker: Worker) -> tuple[str, ...]:
+    """Why /readyz fails: partitions assigned, tables restored, control topic read to its end."""
+    reasons = []
+    if faust_transport.served_partitions(worker.app, worker.settings.batch_topic) is None:
+        reasons.append("state partitions are being assigned or their tables restored")
+    if worker.control is None or not worker.control.ready:
+        reasons.append("the control topic is not read to its end yet")
+    if worker.publisher is None or not worker.in_sync:
+        reasons.append("Redis snapshots are not in sync with the owned partitions yet")
+    return tuple(reasons)
+
+
+# -- the snapshot tick ---------------------------------------------------------------------
 
 
 async def _tick(worker: Worker) -> None:
     publisher = worker.publisher
-    assert publisher is not None
-    owned = _active_partitions(worker)
+    if publisher is None:
+        raise ExternalServiceError("the snapshot publisher is not started")
+    owned = faust_transport.served_partitions(worker.app, worker.settings.batch_topic)
     if owned is None:
         return  # rebalancing or restoring tables: state is not complete yet
     if worker.control is None or not worker.control.ready:
         return  # the control topic (targets, maintenance windows) is not read to its end yet
     control = worker.control.state
+    _take_ownership(worker, publisher, owned)
+
+    now = datetime.now(timezone.utc)
+    periods = current_periods(now)
+    readings = _read_agencies(worker, control, now, periods)
+    docs = {}
+    for reading in readings:
+        docs[reading.code] = publisher.agency_doc(reading.code, reading.last_event_us, reading.last_heartbeat_us, reading.status)
+        docs[reading.code].update(agency_control_fields(control, reading.code, int(now.timestamp() * 1_000_000), periods["month"]))
+
+    def read_counts(agency: str, period: str) -> dict[str, int]:
+        return read_counter_row(worker.stores.counters, agency, period).snapshot_fields()
+
+    await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
+    if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
+        await worker.control_publisher.sync(control, worker.is_leader)
+
+    worker.metrics.collector.view = build_metrics_view(
+        worker.registry, readings, today=today_local(now), periods=periods, control=control,
+        is_leader=worker.is_leader, block_counts=publisher.block_counts, consumer_lag=worker.consumer_lag,
+        worker=worker.settings.worker_name or socket.gethostname(),
+    )
+
+
+def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: frozenset[int]) -> None:
     if owned != worker.owned_partitions or not worker.in_sync:
         # New partitions (or a restart): everything they hold may be missing from Redis,
         # e.g. rows written just before a crash. Re-publish all of their rows.
@@ -264,59 +410,59 @@ async def _tick(worker: Worker) -> None:
         log.info("owning state partitions %s (%d agencies)", sorted(owned), len(owned_agencies))
     publisher.forget_dirty_except(set(worker.owned_agencies()))
 
-    now = datetime.now(timezone.utc)
+
+def _read_agencies(worker: Worker, control: ControlState, now: datetime, periods: dict[str, str]) -> list[AgencyReading]:
+    """The owned agencies' rows and current counts, as of `now`."""
     now_us = int(now.timestamp() * 1_000_000)
-    periods = current_periods(now)
-    today = today_local(now)
-    views: list[AgencyView] = []
-    docs: dict[str, dict] = {}
+    readings = []
     for code in worker.owned_agencies():
-        agency = worker.registry.get(code)
         row = read_agency_row(worker.stores.agencies, code)
         in_maintenance = control.maintenance_at(code, now_us) is not None
         status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, in_maintenance)
-        docs[code] = publisher.agency_doc(code, row.last_event_us, row.last_heartbeat_us, status)
-        docs[code].update(agency_control_fields(control, code, now_us, periods["month"]))
-        if agency is None or not agency.is_valid_on(today):
-            continue
         counts = {w: read_counter_row(worker.stores.counters, code, periods[w]).counts for w in WINDOWS}
-        views.append(AgencyView(code, agency.block, agency.name, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
+        readings.append(AgencyReading(code, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
+    return readings
 
-    def read_counts(agency: str, period: str) -> dict[str, int]:
-        return read_counter_row(worker.stores.counters, agency, period).snapshot_fields()
 
-    await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
-    if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
-        await worker.control_publisher.sync(control, worker.is_leader)
-
-    block_counts = {}
-    targets = {}
-    if worker.is_leader:
-        for window, period in periods.items():
-            for block in ("ministry", "province", "national"):
-                counts = publisher.block_counts.get((block, period))
-                if counts is not None:
-                    block_counts[(block, window)] = counts
-        targets = {(scope, window): value for scope, value in block_targets(today.year).items() for window in WINDOWS}
-    worker.metrics.collector.view = MetricsView(
-        agencies=tuple(views),
-        block_counts_by_window=block_counts,
-        targets={**targets, **current_agency_targets(control, (view.code for view in views), periods)},
-        input_lag={(worker.settings.input_topic, p): lag for p, lag in worker.ingest.stats.lag.items()},
-        worker=worker.settings.worker_name or socket.gethostname(),
-    )
+# A stop must end within a supervisor's grace period (Kubernetes: 30 s by default) even
+# when the broker or Redis does not answer; Faust's own shutdown then waits ~60 s.
+STOP_DEADLINE_S = 8.0
 
 
 class _QuietFaustWorker(faust.Worker):
-    """A Faust worker without the terminal spinner.
+    """A Faust worker without the terminal spinner, whose stop is bounded in time.
 
     Faust's spinner sets the root logger to DEBUG (filtering in its handler), so every
     `log.debug` in aiokafka and Faust built a LogRecord and spun the spinner: under load that
     cost about a sixth of the worker's time. Without it the root level stays as configured.
     """
 
+    emc_worker: Worker | None = None
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+
+    def _on_sigterm(self) -> None:
+        self._bounded_stop("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._bounded_stop("SIGINT")
+        super()._on_sigint()
+
+    def _bounded_stop(self, signal_name: str) -> None:
+        if self.emc_worker is not None:
+            if self.emc_worker.stopping:
+                return
+            self.emc_worker.stopping = True
+        log.warning("stopping", extra={"event": "stopping", "signal": signal_name})
+        # Offsets are committed after every delivery (ingest) and every second (state), and a
+        # restart replays from them exactly; what Faust's shutdown would still do is waiting
+        # on clients whose broker may be gone. So it gets a deadline, then the process ends.
+        timer = threading.Timer(STOP_DEADLINE_S, exit_now, args=(0, "stop deadline reached, exiting"),
+                                kwargs={"event": "stop_deadline", "deadline_s": STOP_DEADLINE_S})
+        timer.daemon = True
+        timer.start()
 
 
 def run_worker(settings: Settings) -> None:
@@ -324,14 +470,18 @@ def run_worker(settings: Settings) -> None:
     from streams.kafka.topics import ensure_topics
     from streams.logs import configure, logging_config
 
-    configure(settings.log_level)
+    outage_log = OutageLogFilter()
+    configure(settings.log_level, outage_log)
     ensure_topics(settings)
     worker = build_worker(settings)
-    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=worker.metrics.registry)
+    worker.outage_log = outage_log
+    serve_http(settings.metrics_host, settings.metrics_port, worker.metrics.registry, worker.health)
     log.warning("worker started", extra={"metrics_port": settings.metrics_port, "broker": settings.broker})
-    _QuietFaustWorker(
+    faust_worker = _QuietFaustWorker(
         worker.app,
         loglevel=settings.log_level,
-        logging_config=logging_config(settings.log_level),
+        logging_config=logging_config(settings.log_level, outage_log),
         quiet=True,
-    ).execute_from_commandline()
+    )
+    faust_worker.emc_worker = worker
+    faust_worker.execute_from_commandline()

@@ -85,3 +85,41 @@ def install(app: object) -> None:
     """Make `app` use this transport (before the app starts)."""
     conf = app.conf  # type: ignore[attr-defined]
     app.transport = FetchHighwaterTransport(conf.broker_consumer, app, loop=app.loop)  # type: ignore[attr-defined]
+
+
+# What the rest of the worker needs to know about Faust's consumer, read here so that no
+# other module reaches into Faust's internals.
+
+
+def served_partitions(app: object, topic: str) -> frozenset[int] | None:
+    """The partitions of `topic` this worker serves; None while the group is rebalancing or
+    tables are being restored (state is not complete yet)."""
+    if app.rebalancing or getattr(app, "in_recovery", False):  # type: ignore[attr-defined]
+        return None
+    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)  # type: ignore[attr-defined]
+
+
+def assigned_partitions(app: object, topic: str) -> frozenset[int]:
+    """The partitions of `topic` assigned to Faust's consumer now (empty mid-rebalance)."""
+    return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == topic)  # type: ignore[attr-defined]
+
+
+def committed_offsets(app: object, topic: str) -> dict[int, int]:
+    """The offsets of `topic` that Faust's consumer last committed (or found committed when it
+    was assigned the partition), by partition."""
+    committed = app.consumer._committed_offset  # type: ignore[attr-defined]
+    return {tp.partition: offset for tp, offset in list(committed.items()) if tp.topic == topic and offset is not None}
+
+
+def changelog_restore_progress(app: object) -> dict[tuple[str, int], tuple[int, int]]:
+    """While tables are restored: (offset restored up to, messages left) per changelog partition."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    if not recovery.in_recovery:
+        return {}
+    offsets = recovery.active_offsets
+    progress = {}
+    for tp, highwater in list(recovery.active_highwaters.items()):
+        offset = offsets.get(tp)
+        if highwater is not None and offset is not None:
+            progress[(tp.topic, tp.partition)] = (offset, max(0, highwater - offset))
+    return progress

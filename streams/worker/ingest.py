@@ -28,13 +28,15 @@ from aiokafka.partitioner import murmur2
 
 from streams.domain.events import DossierEvent, parse_event
 from streams.domain.registry import Registry
-from streams.errors import InvalidEvent
+from streams.errors import ExternalServiceError, InvalidEvent
 from streams.settings import Settings
 from streams.worker.codec import encode_batch
+from streams.worker.health import Progress
 
 log = logging.getLogger(__name__)
 
 _LINGER_S = 0.05
+CLIENT_STOP_TIMEOUT_S = 3.0
 
 
 def state_partition_for(agency_code: str, partitions: int) -> int:
@@ -92,7 +94,9 @@ def _guess_type(raw: bytes) -> str:
 
 @dataclass
 class IngestStats:
-    lag: dict[int, int] = field(default_factory=dict)  # input partition -> messages behind
+    # input partition -> (next offset to deliver, messages behind it), for the lag gauge and
+    # the stall detector
+    progress: dict[int, Progress] = field(default_factory=dict)
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -126,18 +130,27 @@ class IngestStage:
         self._producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
-        """Consume until cancelled; broker outages are retried with backoff and logged."""
+        """Consume until cancelled; broker outages are retried with backoff and logged (the
+        first failure of an outage at warning, the retries of the same outage at info)."""
         delay = 0.5
+        failures = 0
         while True:
             try:
                 await self._start()
                 delay = 0.5
+                if failures:
+                    log.warning("ingest: broker answers again after %d failed attempts", failures,
+                                extra={"event": "ingest_reconnected", "attempts": failures})
+                    failures = 0
                 await self._consume_forever()
             except asyncio.CancelledError:
-                await self._stop()
+                await asyncio.shield(self._stop())
                 raise
             except KafkaError as exc:
-                log.warning("ingest: broker error, retrying in %.1f s: %s", delay, exc)
+                failures += 1
+                log.log(logging.WARNING if failures == 1 else logging.INFO,
+                        "ingest: broker error, retrying in %.1f s: %s", delay, exc,
+                        extra={"event": "ingest_retry", "attempt": failures})
                 await self._stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
@@ -158,23 +171,30 @@ class IngestStage:
         self._consumer.subscribe([s.input_topic], listener=_CommitBeforeRevoke(self._lock))
 
     async def _stop(self) -> None:
+        # Bounded: stopping a client whose broker is gone can wait for its request timeouts,
+        # and a stop (SIGTERM, or a retry) must not. Offsets are committed after each delivery.
         for client in (self._consumer, self._producer):
             if client is not None:
                 try:
-                    await client.stop()
+                    await asyncio.wait_for(client.stop(), CLIENT_STOP_TIMEOUT_S)
                 except Exception as exc:  # noqa: BLE001 - shutting down a broken client
-                    log.debug("ingest: error while stopping a client: %s", exc)
+                    log.info("ingest: a client did not stop cleanly: %r", exc)
         self._consumer = self._producer = None
 
+    def _ensure_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise ExternalServiceError("ingest: the consumer is not started")
+        return self._consumer
+
     async def _consume_forever(self) -> None:
-        assert self._consumer is not None
+        consumer = self._ensure_consumer()
         while True:
-            records = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
+            records = await consumer.getmany(timeout_ms=200, max_records=20_000)
             if records and sum(map(len, records.values())) < self._settings.batch_max_events:
                 # A trickle: wait a little for more, so that the state stage gets batches, not
                 # single events, each paying Faust's per-message cost and a round of row writes.
                 await asyncio.sleep(_LINGER_S)
-                for tp, more in (await self._consumer.getmany(timeout_ms=0, max_records=20_000)).items():
+                for tp, more in (await consumer.getmany(timeout_ms=0, max_records=20_000)).items():
                     records.setdefault(tp, []).extend(more)
             if records:
                 async with self._lock:
@@ -182,7 +202,9 @@ class IngestStage:
             await self._update_lag()
 
     async def _deliver(self, records: dict) -> None:
-        assert self._consumer is not None and self._producer is not None
+        consumer, producer = self._ensure_consumer(), self._producer
+        if producer is None:
+            raise ExternalServiceError("ingest: the producer is not started")
         s = self._settings
         pending: list[asyncio.Future] = []
         commit: dict[TopicPartition, int] = {}
@@ -191,7 +213,7 @@ class IngestStage:
             for message in messages:
                 outcome = validate_record(self._registry, message.key, message.value, tp.topic, tp.partition, message.offset)
                 if isinstance(outcome, DeadLetter):
-                    pending.append(await self._producer.send(
+                    pending.append(await producer.send(
                         s.dead_letter_topic, value=outcome.value, key=outcome.key, headers=outcome.headers(),
                         partition=tp.partition % s.partitions,
                     ))
@@ -202,13 +224,13 @@ class IngestStage:
             for target, events in by_target.items():
                 for start in range(0, len(events), s.batch_max_events):
                     chunk = events[start : start + s.batch_max_events]
-                    pending.append(await self._producer.send(
+                    pending.append(await producer.send(
                         s.batch_topic, value=encode_batch(tp.partition, chunk), partition=target,
                     ))
             commit[tp] = messages[-1].offset + 1
         await asyncio.gather(*pending)
         try:
-            await self._consumer.commit(commit)
+            await consumer.commit(commit)
         except CommitFailedError as exc:
             # The group moved on; the next owner re-reads from the last commit, and the
             # state stage recognises those events as replays.
@@ -216,12 +238,14 @@ class IngestStage:
 
     async def _update_lag(self) -> None:
         # The fetch high watermark, not ListOffsets: on Tansu the latter can lag behind.
-        assert self._consumer is not None
-        lag: dict[int, int] = {}
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
+        # Every fetched record is delivered and committed before this runs, so the position is
+        # what this stage has done.
+        consumer = self._ensure_consumer()
+        progress: dict[int, Progress] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await self._consumer.position(tp)
-            lag[tp.partition] = max(0, highwater - position)
-        self.stats.lag = lag
+            position = await consumer.position(tp)
+            progress[tp.partition] = Progress(done=position, lag=max(0, highwater - position))
+        self.stats.progress = progress

@@ -1,0 +1,186 @@
+"""Issue 18 items 1, 5, 6, 9, 10 against a real broker and Redis: /healthz and /readyz, the lag
+of every consumed topic, a stalled state stage made fatal, a bounded SIGTERM, the broker
+outage logged once, and the time a rebalance takes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka.admin import KafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.domain.registry import Registry
+from streams.kafka.producer import EventProducer
+from streams.local.stack import start_tansu
+from streams.worker.health import EXIT_STALLED
+from streams.worker.ingest import state_partition_for
+from tests.integration.conftest import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = Registry.load()
+PROVINCES = [a.code for a in REGISTRY if a.block == "province" and a.valid_to is None]
+
+
+def _received(agency: str, n: int, run: str = "") -> tuple[bytes, bytes]:
+    event = {"schema": "emc.dossier-event.v1", "event_id": f"e{run}{n}", "agency_code": agency, "dossier_id": f"d{run}{n}",
+             "type": "received", "channel": "online", "procedure_code": "1.1", "occurred_at": "2025-08-01T03:00:00Z"}
+    return agency.encode(), orjson.dumps(event)
+
+
+def _one_agency_per_partition(partitions: int) -> list[str]:
+    found: dict[int, str] = {}
+    for code in PROVINCES:
+        found.setdefault(state_partition_for(code, partitions), code)
+    assert len(found) == partitions
+    return [found[p] for p in range(partitions)]
+
+
+def _get(worker: WorkerProcess, path: str) -> tuple[int, dict]:
+    url = f"http://127.0.0.1:{worker.settings.metrics_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _lag_series(worker: WorkerProcess) -> dict[tuple[str, str, str], float]:
+    families = text_string_to_metric_families(worker.metrics_text())
+    return {(s.labels["stage"], s.labels["topic"], s.labels["partition"]): s.value
+            for f in families for s in f.samples if s.name == "emc_consumer_lag_messages"}
+
+
+def _log_lines(worker: WorkerProcess) -> list[dict]:
+    lines = []
+    for line in worker.log_path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+    return lines
+
+
+def _stop_timed(worker: WorkerProcess) -> tuple[int, float]:
+    assert worker.process is not None
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    code = worker.process.wait(timeout=30)
+    return code, time.monotonic() - started
+
+
+def test_probes_and_lag_of_every_consumed_topic_then_a_clean_stop(settings, start_worker, redis_client) -> None:
+    worker = start_worker()
+    assert _get(worker, "/healthz")[0] == 200  # live at once: the loop answers, no task ended
+    wait_until(lambda: _get(worker, "/readyz")[0] == 200, 120, f"readiness; log:\n{worker.log_tail()}")
+    agencies = _one_agency_per_partition(settings.partitions)
+    with EventProducer(settings) as producer:
+        producer.send_messages(_received(agency, n) for n in range(20) for agency in agencies)
+
+    def all_applied() -> bool:
+        return all(redis_client.hget(f"{settings.redis_prefix}agency:{a}:2025-08", "received") == "20" for a in agencies)
+
+    wait_until(all_applied, 120, f"events applied; log:\n{worker.log_tail()}")
+    # Lag of the input topic (ingest) and of the batch topic (state), every partition, back to 0.
+    wanted = {(stage, topic, str(p)) for stage, topic in (("ingest", settings.input_topic), ("state", settings.batch_topic))
+              for p in range(settings.partitions)}
+    wait_until(lambda: wanted <= set(_lag_series(worker)) and not any(_lag_series(worker).values()), 30,
+               f"lag of both stages at 0, got {_lag_series(worker)}")
+    status, body = _get(worker, "/healthz")
+    assert (status, body) == (200, {"ok": True, "problems": []})
+
+    code, seconds = _stop_timed(worker)
+    print(f"SIGTERM with everything up: exit {code} after {seconds:.2f} s")
+    assert code == 0 and seconds < 10
+
+
+def test_a_stalled_state_stage_fails_healthz_then_exits(settings, start_worker, tmp_path: Path) -> None:
+    """The state stage stops applying (its changelog topics are deleted under it, so every
+    changelog write fails and is retried for ever) while the input keeps flowing: /healthz
+    fails after EMC_STALL_AFTER, the worker exits with code 71 after EMC_STALL_EXIT_AFTER."""
+    settings = replace(settings, stall_after_s=6.0, stall_exit_s=15.0)
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        wait_until(lambda: _get(worker, "/readyz")[0] == 200, 120, f"readiness; log:\n{worker.log_tail()}")
+        agencies = _one_agency_per_partition(settings.partitions)
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        changelogs = [t for t in admin.list_topics() if t.startswith(settings.app_id) and t.endswith("-changelog")]
+        assert len(changelogs) == 4, changelogs
+        admin.delete_topics(changelogs)
+        admin.close()
+        with EventProducer(settings) as producer:
+            producer.send_messages(_received(agency, n) for n in range(20) for agency in agencies)
+        started = time.monotonic()
+        status, body = wait_until(lambda: (r := _get(worker, "/healthz"))[0] == 503 and r, 60,
+                                  f"/healthz to fail; log:\n{worker.log_tail()}")
+        detected = time.monotonic() - started
+        assert any("has lag and has not advanced" in p for p in body["problems"]), body
+        assert worker.process is not None
+        code = worker.process.wait(timeout=60)
+        exited = time.monotonic() - started
+        print(f"stall: /healthz failed {detected:.1f} s after the input, exit {code} after {exited:.1f} s")
+        assert code == EXIT_STALLED
+        last = [line for line in _log_lines(worker) if line.get("event") == "stalled"]
+        assert len(last) == 1 and last[0]["topic"] == settings.batch_topic and last[0]["lag"] > 0, last
+    finally:
+        worker.stop()
+
+
+def test_sigterm_with_the_broker_gone_exits_zero_within_ten_seconds_and_the_outage_is_logged_once(
+    settings, tmp_path: Path
+) -> None:
+    broker = start_tansu(tmp_path / "tansu")
+    settings = replace(settings, broker=f"kafka://127.0.0.1:{broker.port}")
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        wait_until(lambda: _get(worker, "/readyz")[0] == 200, 120, f"readiness; log:\n{worker.log_tail()}")
+        before = len(_log_lines(worker))
+        broker.stop()
+        time.sleep(15)
+        outage = _log_lines(worker)[before:]
+        client_lines = [line for line in outage if line["logger"].startswith(("aiokafka", "kafka", "faust", "mode"))]
+        print(f"{len(outage)} log lines in 15 s of outage at level info, {len(client_lines)} from the Kafka clients")
+        assert sum(1 for line in outage if line.get("event") == "broker_outage_started") == 1
+        assert len(client_lines) <= 10, client_lines[:20]
+        code, seconds = _stop_timed(worker)
+        print(f"SIGTERM with the broker gone: exit {code} after {seconds:.2f} s")
+        assert code == 0 and seconds < 10
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+def test_partitions_are_served_again_within_a_minute_when_a_worker_joins_and_when_one_dies(
+    settings, start_worker, redis_client
+) -> None:
+    agencies = _one_agency_per_partition(settings.partitions)
+    first = start_worker()
+    wait_until(lambda: _get(first, "/readyz")[0] == 200, 120, f"readiness; log:\n{first.log_tail()}")
+    sent = {agency: 0 for agency in agencies}
+
+    def send_and_time(producer: EventProducer, run: str) -> float:
+        started = time.monotonic()
+        producer.send_messages(_received(agency, n, run) for agency in agencies for n in range(5))
+        for agency in agencies:
+            sent[agency] += 5
+        wait_until(lambda: all(redis_client.hget(f"{settings.redis_prefix}agency:{a}:2025-08", "received") == str(sent[a])
+                               for a in agencies), 120, "every partition served")
+        return time.monotonic() - started
+
+    with EventProducer(settings) as producer:
+        send_and_time(producer, "warm")
+        second = start_worker(1)
+        joined = send_and_time(producer, "join")
+        wait_until(lambda: _get(second, "/readyz")[0] == 200, 120, f"second worker ready; log:\n{second.log_tail()}")
+        first.kill()
+        died = send_and_time(producer, "kill")
+    print(f"rebalance: every partition served {joined:.1f} s after a worker joined, {died:.1f} s after one was SIGKILLed")
+    assert joined < 60 and died < 60
