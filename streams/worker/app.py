@@ -294,7 +294,7 @@ async def _watch_progress(worker: Worker) -> None:
             except (KafkaError, OSError, asyncio.TimeoutError) as exc:
                 # The broker does not answer: that is an outage (logged once by the outage
                 # filter), not a stall; judge progress afresh once it answers again.
-                log.info("progress not measured: %r", exc)
+                log.debug("progress not measured: %r", exc)
                 watch.forget()
                 worker.health.update(stalled={})
                 continue
@@ -324,6 +324,7 @@ class _Seen:
 async def _measure(worker: Worker, probe: HighwaterProbe, seen: _Seen) -> dict[tuple[str, str, int], Progress]:
     """(stage, topic, partition) -> Progress of every partition this worker consumes."""
     settings, app = worker.settings, worker.app
+    await probe.ping()  # what is measured below may be cached: first, does the broker answer?
     progress: dict[tuple[str, str, int], Progress] = {
         ("ingest", settings.input_topic, partition): p for partition, p in worker.ingest.stats.progress.items()
     }

@@ -61,6 +61,11 @@ class HighwaterProbe:
                 found[(tp.topic, tp.partition)] = highwater
         return found
 
+    async def ping(self) -> None:
+        """A metadata round trip; raises KafkaError when no broker answers."""
+        consumer = await self._ensure_started()
+        await consumer.topics()
+
     async def _ensure_started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
