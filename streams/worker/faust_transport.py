@@ -94,8 +94,8 @@ def install(app: object) -> None:
 def served_partitions(app: object, topic: str) -> frozenset[int] | None:
     """The partitions of `topic` this worker serves; None while the group is rebalancing or
     tables are being restored (state is not complete yet)."""
-    if app.rebalancing or getattr(app, "in_recovery", False):  # type: ignore[attr-defined]
-        return None
+    if app.rebalancing or getattr(app, "in_recovery", False) or not app.rebalancing_count:  # type: ignore[attr-defined]
+        return None  # (no rebalancing yet: the group has not given this worker anything yet)
     return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)  # type: ignore[attr-defined]
 
 
