@@ -39,9 +39,11 @@ class MetricsView:
     agencies: tuple[AgencyView, ...] = ()
     block_counts_by_window: Mapping[tuple[str, str], Mapping[str, int]] = field(default_factory=dict)
     targets: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (scope, window) -> ratio
-    # (stage, topic, partition) -> messages not yet done; stage: ingest (input topic), state
-    # (batch topic: ingested but not applied), restore (changelogs, while tables are restored)
-    consumer_lag: Mapping[tuple[str, str, int], int] = field(default_factory=dict)
+    # (topic, partition) -> messages not yet done, for every topic the worker consumes: the
+    # input topic (ingest), the batch topic (state stage), the changelogs while restoring
+    consumer_lag: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    # batch partition -> batch messages ingested but not yet applied by this worker
+    state_lag: Mapping[int, int] = field(default_factory=dict)
     worker: str = ""
 
 
@@ -129,12 +131,21 @@ class EmcCollector(Collector):
 
         lag = GaugeMetricFamily(
             "emc_consumer_lag_messages",
-            "Messages of each consumed topic partition not yet done by its stage (ingest, state, restore)",
-            labels=["topic", "partition", "stage"],
+            "Messages not yet done, per partition of every consumed topic (input, batch, changelogs while restoring)",
+            labels=["topic", "partition"],
         )
-        for (stage, topic, partition), value in sorted(view.consumer_lag.items()):
-            lag.add_metric([topic, str(partition), stage], value)
+        for (topic, partition), value in sorted(view.consumer_lag.items()):
+            lag.add_metric([topic, str(partition)], value)
         yield lag
+
+        state_lag = GaugeMetricFamily(
+            "emc_state_lag_messages",
+            "Batch messages ingested but not yet applied by this worker's state stage, per state partition",
+            labels=["partition"],
+        )
+        for partition, value in sorted(view.state_lag.items()):
+            state_lag.add_metric([str(partition)], value)
+        yield state_lag
 
         worker = GaugeMetricFamily("emc_worker_info", "This worker", labels=["worker"])
         worker.add_metric([view.worker], 1.0)

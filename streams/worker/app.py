@@ -92,7 +92,8 @@ class Worker:
     stopping: bool = False  # a stop was asked for: tasks ending now are not failures
     # batch partition -> offset after the last batch message the agent applied
     applied_offsets: dict[int, int] = field(default_factory=dict)
-    consumer_lag: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
+    state_lag: dict[int, int] = field(default_factory=dict)  # batch partition -> lag
     _agency_partition: dict[str, int] = field(default_factory=dict)
 
     def owned_agencies(self) -> list[str]:
@@ -299,7 +300,8 @@ async def _watch_progress(worker: Worker) -> None:
                 worker.health.update(stalled={})
                 continue
             worker.outage_log.broker_answered()
-            worker.consumer_lag = {(stage, topic, partition): p.lag for (stage, topic, partition), p in progress.items()}
+            worker.consumer_lag = {(topic, partition): p.lag for (_, topic, partition), p in progress.items()}
+            worker.state_lag = {partition: p.lag for (stage, _, partition), p in progress.items() if stage == "state"}
             watch.observe(now, {(topic, partition): p for (_, topic, partition), p in progress.items()})
             stalled = watch.stalled(now)
             worker.health.update(stalled=stalled)
@@ -394,7 +396,7 @@ async def _tick(worker: Worker) -> None:
 
     worker.metrics.collector.view = build_metrics_view(
         worker.registry, readings, today=today_local(now), periods=periods, control=control,
-        is_leader=worker.is_leader, block_counts=publisher.block_counts, consumer_lag=worker.consumer_lag,
+        is_leader=worker.is_leader, block_counts=publisher.block_counts, consumer_lag=worker.consumer_lag, state_lag=worker.state_lag,
         worker=worker.settings.worker_name or socket.gethostname(),
     )
 

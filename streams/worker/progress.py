@@ -23,7 +23,7 @@ FRESH_FOR_S = 10.0
 
 
 class HighwaterProbe:
-    """High watermarks from Fetch responses (right on Tansu, unlike ListOffsets: DESIGN.md).
+    """High watermarks from Fetch responses (right on Tansu, whose ListOffsets can answer low).
 
     One consumer without a group, assigned the partitions asked about, whose fetches stay at
     each partition's end: every fetch response carries the partition's high watermark, even

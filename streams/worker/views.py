@@ -41,7 +41,8 @@ def build_metrics_view(
     control: ControlState,
     is_leader: bool,
     block_counts: Mapping[tuple[str, str], Mapping[str, int]],
-    consumer_lag: Mapping[tuple[str, str, int], int],
+    consumer_lag: Mapping[tuple[str, int], int],
+    state_lag: Mapping[int, int],
     worker: str,
 ) -> MetricsView:
     """Agencies valid today with their current counts; block figures and block targets from
@@ -69,5 +70,6 @@ def build_metrics_view(
         block_counts_by_window=blocks,
         targets={**targets, **current_agency_targets(control, (view.code for view in views), periods)},
         consumer_lag=dict(consumer_lag),
+        state_lag=dict(state_lag),
         worker=worker,
     )

@@ -56,10 +56,10 @@ def _get(worker: WorkerProcess, path: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def _lag_series(worker: WorkerProcess) -> dict[tuple[str, str, str], float]:
+def _lag_series(worker: WorkerProcess) -> dict[tuple[str, str], float]:
     families = text_string_to_metric_families(worker.metrics_text())
-    return {(s.labels["stage"], s.labels["topic"], s.labels["partition"]): s.value
-            for f in families for s in f.samples if s.name == "emc_consumer_lag_messages"}
+    return {(s.labels.get("topic", "state stage"), s.labels["partition"]): s.value
+            for f in families for s in f.samples if s.name in ("emc_consumer_lag_messages", "emc_state_lag_messages")}
 
 
 def _log_lines(worker: WorkerProcess) -> list[dict]:
@@ -93,7 +93,7 @@ def test_probes_and_lag_of_every_consumed_topic_then_a_clean_stop(settings, star
 
     wait_until(all_applied, 120, f"events applied; log:\n{worker.log_tail()}")
     # Lag of the input topic (ingest) and of the batch topic (state), every partition, back to 0.
-    wanted = {(stage, topic, str(p)) for stage, topic in (("ingest", settings.input_topic), ("state", settings.batch_topic))
+    wanted = {(topic, str(p)) for topic in (settings.input_topic, settings.batch_topic, "state stage")
               for p in range(settings.partitions)}
     wait_until(lambda: wanted <= set(_lag_series(worker)) and not any(_lag_series(worker).values()), 30,
                f"lag of both stages at 0, got {_lag_series(worker)}")

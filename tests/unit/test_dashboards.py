@@ -204,7 +204,7 @@ def _worker_series() -> list[dict[str, str]]:
         target = {"instance": f"emc-worker-{worker}:9108", "job": "emc-worker"}
         series.append(_series("up", target, _constant(1)))
         series.append(_series("emc_worker_info", {"worker": f"emc-worker-{worker}", **target}, _constant(1)))
-        series.append(_series("emc_consumer_lag_messages", {"topic": "emc.dossier-events.v1", "stage": "ingest",
+        series.append(_series("emc_consumer_lag_messages", {"topic": "emc.dossier-events.v1",
                                                             "partition": str(worker - 1), **target}, _constant(42)))
         for event_type, result, per_step in (("received", "applied", 600), ("received", "duplicate", 6),
                                              ("unknown", "dead_letter", 2)):
@@ -251,7 +251,7 @@ def test_worker_shaped_series_have_the_names_and_labels_the_worker_exports() -> 
                              counts_by_window={window: counts for window in ("day", "month", "quarter", "year")}),),
         block_counts_by_window={("national", "month"): counts},
         targets={("national", "month"): 0.8},
-        consumer_lag={("ingest", "emc.dossier-events.v1", 0): 1},
+        consumer_lag={("emc.dossier-events.v1", 0): 1}, state_lag={0: 1},
         worker="emc-worker-1",
     )
     metrics.events.labels(type="received", result="applied").inc()

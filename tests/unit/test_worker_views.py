@@ -21,7 +21,7 @@ def _view(codes: list[str], is_leader: bool):
     return build_metrics_view(
         REGISTRY, [_reading(c) for c in codes], today=TODAY, periods=PERIODS, control=ControlState.of([]),
         is_leader=is_leader, block_counts={("national", "2025-08"): {"resolved": 10}, ("province", "2024-12"): {"resolved": 1}},
-        consumer_lag={("state", "emc.dossier-batches.v1", 2): 7}, worker="w1",
+        consumer_lag={("emc.dossier-batches.v1", 2): 7}, state_lag={2: 7}, worker="w1",
     )
 
 
@@ -31,7 +31,7 @@ def test_agencies_valid_today_with_their_block_and_name_and_the_lag_of_every_sta
     view = _view([valid.code] + ([gone.code] if gone else []) + ["NOT-AN-AGENCY"], is_leader=False)
     assert [(a.code, a.block, a.name) for a in view.agencies] == [(valid.code, valid.block, valid.name)]
     assert view.agencies[0].counts_by_window == {"month": {"resolved": 4, "full_online": 3}}
-    assert view.consumer_lag == {("state", "emc.dossier-batches.v1", 2): 7} and view.worker == "w1"
+    assert view.consumer_lag == {("emc.dossier-batches.v1", 2): 7} and view.state_lag == {2: 7} and view.worker == "w1"
 
 
 def test_only_the_leader_exports_block_figures_and_block_targets_of_the_current_periods() -> None:
