@@ -162,6 +162,10 @@ def _faust_app(settings: Settings) -> faust.App:
         # Changelog rows go out as one producer batch per partition and message (streams.worker.changelog);
         # at Faust's 16 KiB a message's ~1 MB of dossier rows took dozens of batches.
         producer_max_batch_size=512 * 1024,
+        # Faust's default is 1,200 s: a changelog send the broker never answers (after a broker
+        # restart) held the agent silently for up to 20 minutes. Failed sends are retried, with
+        # a log line, by ChangelogWriter.flush (rows are whole values: resending is harmless).
+        producer_request_timeout=30.0,
         consumer_auto_offset_reset="earliest",
         # Tansu takes long to settle a fresh group; short session timeouts let survivors
         # take over a dead member's partitions quickly.
