@@ -171,10 +171,13 @@ def test_sigterm_with_the_broker_gone_exits_zero_within_ten_seconds_and_the_outa
         broker.stop()
         time.sleep(15)
         outage = _log_lines(worker)[before:]
-        client_lines = [line for line in outage if line["logger"].startswith(("aiokafka", "kafka", "faust", "mode"))]
-        print(f"{len(outage)} log lines in 15 s of outage at level info, {len(client_lines)} from the Kafka clients")
+        # At level info the worker also says what it does (timers, retries); the flood was the
+        # clients' connection errors, at warning and error.
+        client_lines = [line for line in outage if line["logger"].startswith(("aiokafka", "kafka", "faust", "mode"))
+                        and line["level"] in ("warning", "error", "critical")]
+        print(f"{len(outage)} log lines in 15 s of outage at level info, {len(client_lines)} warnings/errors from the Kafka clients")
         assert sum(1 for line in outage if line.get("event") == "broker_outage_started") == 1
-        assert len(client_lines) <= 10, client_lines[:20]
+        assert len(client_lines) <= 3, client_lines[:20]
         code, seconds = _stop_timed(worker)
         print(f"SIGTERM with the broker gone: exit {code} after {seconds:.2f} s")
         assert code == 0 and seconds < 10
