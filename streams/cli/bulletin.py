@@ -88,7 +88,8 @@ def _rate(counts: dict) -> Fraction | None:
 
 
 def _publish(args: argparse.Namespace, settings: Settings, registry, with_redis) -> int:  # noqa: ANN001
-    from streams.reports.bulletins import BulletinKeys, publish
+    from streams.reports.bulletins import publish
+    from streams.sinks.keys import RedisKeys
 
     period = _period(args.period)
     done = asyncio.run(with_redis(settings, lambda client: publish(settings, client, registry, period, args.note)))
@@ -98,7 +99,7 @@ def _publish(args: argparse.Namespace, settings: Settings, registry, with_redis)
           f"national {_percent(_rate(national))} ({national.get('full_online', 0)}/{national.get('resolved', 0)}), "
           f"sha256 {doc['sha256']}")
     print(f"  {settings.bulletin_topic} partition {done.partition} offset {done.offset}; "
-          f"redis {BulletinKeys(settings.redis_prefix).bulletin(period, doc['version'])}")
+          f"redis {RedisKeys(settings.redis_prefix).bulletin(period, doc['version'])}")
     return 0
 
 

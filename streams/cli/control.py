@@ -245,7 +245,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2.0,
                                   socket_timeout=5.0, retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=2))
-    key = f"{settings.redis_prefix}agencies"
+    from streams.sinks.keys import RedisKeys
+
+    key = RedisKeys(settings.redis_prefix).agencies
     try:
         raw = client.hgetall(key)
     except RedisError as exc:

@@ -136,7 +136,7 @@ def _explain(args: argparse.Namespace) -> int:
     from streams.domain.registry import Registry
     from streams.domain.snapshot import counts_from_hash
     from streams.reports.explain import explain, explanation_json, read_dossier_rows, render_explanation_text
-    from streams.sinks.redis_snapshots import RedisKeys
+    from streams.sinks.keys import RedisKeys
 
     registry = Registry.load()
     agency = registry.get(args.agency)

@@ -39,7 +39,7 @@ from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
 from streams.kafka.compacted import produce_acked, read_whole_topic
 from streams.settings import Settings
-from streams.sinks.redis_rankings import RankingKeys, as_text
+from streams.sinks.keys import RedisKeys, as_text
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class ControlPublisher:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
-        self.keys = RankingKeys(prefix)
+        self.keys = RedisKeys(prefix)
         self._written: ControlState | None = None
 
     def forget(self) -> None:

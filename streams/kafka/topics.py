@@ -1,4 +1,8 @@
-"""Creating the project's topics, with explicit configs (Tansu reports only those)."""
+"""The project's topic names and their creation, with explicit configs (Tansu reports only those).
+
+The input, dead-letter, batch and control topics are settings (`streams/settings.py`); the
+state tables' changelog topics are named here, after Faust's rule `{app_id}-{table}-changelog`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,16 @@ from streams.kafka.compacted import MAX_RECORD_BYTES
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The worker's Faust tables, in the order the worker creates them; each has a changelog topic.
+EVENT_INDEX_TABLE, DOSSIERS_TABLE, COUNTERS_TABLE, AGENCIES_TABLE = STATE_TABLES = (
+    "event-index", "dossiers", "counters", "agencies")
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust gives a table of the app `app_id`."""
+    return f"{app_id}-{table}-changelog"
+
 
 _KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _COMPACTED = {"retention.ms": "-1", "cleanup.policy": "compact"}

@@ -36,6 +36,7 @@ from streams.local.stack import free_port, start_redis, start_tansu, wait_for_po
 from streams.settings import ENV_VARS, Settings, load_settings
 from streams.simulation.pacing import Pacer
 from streams.simulation.simulator import ProfileSimulation
+from streams.sinks.keys import RedisKeys
 
 _VN = timezone(timedelta(hours=7))
 SUMMARY_EVERY_S = 5.0
@@ -203,8 +204,8 @@ class _Summary:
         """Print the month's figures from Redis; returns the (full online, resolved) found."""
         if self.worker.poll() is not None:
             raise ExternalServiceError(f"the worker exited with code {self.worker.returncode}; see its log")
-        prefix, month = self.settings.redis_prefix, self.month
-        blocks = {b: self.client.hgetall(f"{prefix}block:{b}:{month}") for b in ("national", "ministry", "province")}
+        keys, month = RedisKeys(self.settings.redis_prefix), self.month
+        blocks = {b: self.client.hgetall(keys.block(b, month)) for b in ("national", "ministry", "province")}
         resolved = int(blocks["national"].get("resolved", "0"))
         found = (int(blocks["national"].get("full_online", "0")), resolved)
         if "full_online_rate" not in blocks["national"]:
@@ -214,11 +215,11 @@ class _Summary:
         print(f"  {month}: resolved {resolved}, full online {rates['national']} "
               f"(ministries {rates['ministry']}, provinces {rates['province']})", flush=True)
         for block, title in (("province", "top provinces"), ("ministry", "top ministries")):
-            ranking = self.client.zrevrange(f"{prefix}rank:{block}:{month}", 0, 4, withscores=True)
+            ranking = self.client.zrevrange(keys.rank(block, month), 0, 4, withscores=True)
             if ranking:
                 names = ", ".join(f"{self._short(code)} {score * 100:.1f} %" for code, score in ranking)
                 print(f"    {title}: {names}", flush=True)
-        under = {b: self.client.zcount(f"{prefix}rank:{b}:{month}", 0, "(0.1") for b in ("ministry", "province")}
+        under = {b: self.client.zcount(keys.rank(b, month), 0, "(0.1") for b in ("ministry", "province")}
         print(f"    under 10 %: {under['ministry']} ministries, {under['province']} provinces", flush=True)
         return found
 

@@ -45,20 +45,11 @@ from streams.domain.reorg import RESTATED as RESTATED_VIEW
 from streams.errors import ConfigError
 from streams.reports.gather import SCOPES, Finality, ReportData, ReportInputs, build_report, read_report_inputs
 from streams.settings import Settings
+from streams.sinks.keys import RedisKeys, as_text
 from streams.sinks.metrics import PublishedPeriod
-from streams.sinks.redis_rankings import RankingKeys, as_text, block_rankings
+from streams.sinks.redis_rankings import block_rankings
 
 log = logging.getLogger(__name__)
-
-
-class BulletinKeys(RankingKeys):
-    def bulletin(self, period: str, version: int) -> str:
-        key = bulletin_key(period, version)  # `{period}:v{N}`, as on the topic
-        return f"{self.prefix}bulletin:{key}"
-
-    @property
-    def bulletins(self) -> str:
-        return f"{self.prefix}bulletins"
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -72,7 +63,7 @@ def _parse_rfc3339(text: str) -> datetime:
 # -- reading the current figures -----------------------------------------------------------------
 
 
-async def read_period_hashes(client: aioredis.Redis, registry: Registry, keys: RankingKeys,
+async def read_period_hashes(client: aioredis.Redis, registry: Registry, keys: RedisKeys,
                              period: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """The frozen fields of every agency hash and block hash of the period (those that exist)."""
     codes = [agency.code for agency in registry]
@@ -171,7 +162,7 @@ def send_document(settings: Settings, doc: Mapping[str, Any], timeout_s: float =
 # -- Redis -------------------------------------------------------------------------------------
 
 
-async def store_in_redis(client: aioredis.Redis, keys: BulletinKeys, doc: Mapping[str, Any], *,
+async def store_in_redis(client: aioredis.Redis, keys: RedisKeys, doc: Mapping[str, Any], *,
                          mark_hashes: bool) -> None:
     """The document, its index entry, and (`mark_hashes`) `published_version` on the period's hashes."""
     period, version = doc["period"], int(doc["version"])
@@ -186,7 +177,7 @@ async def store_in_redis(client: aioredis.Redis, keys: BulletinKeys, doc: Mappin
         await pipe.execute()
 
 
-async def redis_versions(client: aioredis.Redis, keys: BulletinKeys, period: str) -> list[int]:
+async def redis_versions(client: aioredis.Redis, keys: RedisKeys, period: str) -> list[int]:
     out = []
     for field in await client.hkeys(keys.bulletins):
         parsed = parse_bulletin_key(as_text(field))
@@ -195,7 +186,7 @@ async def redis_versions(client: aioredis.Redis, keys: BulletinKeys, period: str
     return sorted(out)
 
 
-async def read_redis_document(client: aioredis.Redis, keys: BulletinKeys, period: str, version: int) -> dict | None:
+async def read_redis_document(client: aioredis.Redis, keys: RedisKeys, period: str, version: int) -> dict | None:
     raw = await client.get(keys.bulletin(period, version))
     if raw is None:
         return None
@@ -219,7 +210,7 @@ async def publish(settings: Settings, client: aioredis.Redis, registry: Registry
     import asyncio
 
     period = parse_period(period_text).text
-    keys = BulletinKeys(settings.redis_prefix)
+    keys = RedisKeys(settings.redis_prefix)
     on_topic = await asyncio.to_thread(read_topic_documents, settings, period)
     versions = [v for (_, v) in on_topic] + await redis_versions(client, keys, period)
     version = max(versions, default=0) + 1
@@ -239,7 +230,7 @@ async def load_document(settings: Settings, client: aioredis.Redis, period_text:
     import asyncio
 
     period = parse_period(period_text).text
-    keys = BulletinKeys(settings.redis_prefix)
+    keys = RedisKeys(settings.redis_prefix)
     if version is None:
         known = await redis_versions(client, keys, period)
         version = known[-1] if known else None
@@ -276,7 +267,7 @@ def as_published_report(doc: Mapping[str, Any], registry: Registry, *, blocks: S
 async def current_finality(client: aioredis.Redis, registry: Registry, prefix: str, period: str,
                            now: datetime) -> Finality:
     """open / closed / published / restated for the report on the current figures."""
-    keys = BulletinKeys(prefix)
+    keys = RedisKeys(prefix)
     versions = await redis_versions(client, keys, period)
     latest = versions[-1] if versions else None
     restated = False
@@ -306,7 +297,7 @@ async def diff_since(client: aioredis.Redis, registry: Registry, prefix: str, do
     from streams.domain.finality import EVENT_COUNT_FIELDS
 
     period = doc["period"]
-    keys = BulletinKeys(prefix)
+    keys = RedisKeys(prefix)
     agencies, blocks = await read_period_hashes(client, registry, keys, period)
     current = await read_report_inputs(client, registry, prefix, period)
     frozen = inputs_of(doc)
@@ -335,7 +326,7 @@ class BulletinWatch:
     def __init__(self, client: aioredis.Redis, registry: Registry, prefix: str) -> None:
         self._client = client
         self._registry = registry
-        self._keys = BulletinKeys(prefix)
+        self._keys = RedisKeys(prefix)
         self._docs: dict[tuple[str, int], dict] = {}
 
     async def refresh(self) -> dict[str, PublishedPeriod]:

@@ -26,6 +26,7 @@ import orjson
 from streams.domain.dossier import COUNT_FIELDS, Classification, classify, dossier_counts, live_events, periods_at
 from streams.domain.events import DossierEvent, us_to_rfc3339
 from streams.errors import ExternalServiceError
+from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
 from streams.worker.codec import event_from_wire
 
@@ -153,10 +154,6 @@ def explain(
 # -- reading the changelog -------------------------------------------------------------------
 
 
-def changelog_topic(settings: Settings) -> str:
-    return f"{settings.app_id}-dossiers-changelog"
-
-
 def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agency: str) -> dict[str, list]:
     """The last value of each key of `agency`, decoded (a tombstone removes the row)."""
     prefix = f"{agency}{SEP}".encode("utf-8")
@@ -177,7 +174,7 @@ def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) 
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
-    topic = changelog_topic(settings)
+    topic = changelog_topic(settings.app_id, DOSSIERS_TABLE)
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,

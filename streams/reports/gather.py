@@ -26,9 +26,8 @@ from streams.domain.registry import Registry
 from streams.domain.reorg import AS_WAS
 from streams.domain.snapshot import counts_from_hash
 from streams.domain.targets import block_targets
+from streams.sinks.keys import RedisKeys, as_text
 from streams.sinks.redis_rankings import (
-    RankingKeys,
-    as_text,
     block_rankings,
     read_maintenance_windows,
     read_period_counts,
@@ -110,7 +109,7 @@ class ReportInputs:
 async def read_report_inputs(client: aioredis.Redis, registry: Registry, prefix: str, period_text: str) -> ReportInputs:
     """The inputs of a report on one period, as Redis holds them now."""
     period = parse_period(period_text)
-    keys = RankingKeys(prefix)
+    keys = RedisKeys(prefix)
     counts = await read_period_counts(client, keys, registry, period.text)
     async with client.pipeline(transaction=False) as pipe:
         for scope in SCOPES:

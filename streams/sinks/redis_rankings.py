@@ -49,7 +49,7 @@ from streams.domain.rankings import (
 from streams.domain.registry import BLOCKS, Registry
 from streams.domain.reorg import AS_WAS, RESTATED, restate, restated_units
 from streams.domain.snapshot import counts_from_hash
-from streams.sinks.redis_snapshots import RedisKeys
+from streams.sinks.keys import RedisKeys, as_text
 
 log = logging.getLogger(__name__)
 
@@ -59,38 +59,8 @@ local popped = redis.call('SPOP', KEYS[1], ARGV[1])
 for _, period in ipairs(popped) do redis.call('SADD', KEYS[2], period) end
 return redis.call('SMEMBERS', KEYS[2])
 """
-LIST_KINDS = ("top10", "under10", "silent", "never", "maintenance", "maintenance-in-period")
 MAX_DIRTY_PER_TICK = 64
 CURRENT_REFRESH_S = 10.0  # the current periods' status lists are at most this old
-
-
-class RankingKeys(RedisKeys):
-    def ranking(self, block: str, period: str, view: str = AS_WAS) -> str:
-        kind = "ranking" if view == AS_WAS else "ranking-restated"
-        return f"{self.prefix}{kind}:{block}:{period}"
-
-    def list(self, kind: str, block: str, period: str) -> str:
-        return f"{self.prefix}list:{kind}:{block}:{period}"
-
-    @property
-    def rankings_rebuilding(self) -> str:
-        return f"{self.prefix}rankings:rebuilding"
-
-    def targets(self, period: str) -> str:
-        return f"{self.prefix}targets:{period}"
-
-    @property
-    def target_periods(self) -> str:
-        return f"{self.prefix}target-periods"
-
-    @property
-    def maintenance_windows(self) -> str:
-        return f"{self.prefix}maintenance-windows"
-
-
-def as_text(value: bytes | str) -> str:
-    """A Redis reply as text (the clients here do not decode responses)."""
-    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 async def read_period_counts(client: aioredis.Redis, keys: RedisKeys, registry: Registry, period: str) -> dict[str, dict[str, int]]:
@@ -113,7 +83,7 @@ async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, st
     return out
 
 
-async def read_maintenance_windows(client: aioredis.Redis, keys: RankingKeys) -> dict[str, tuple[Maintenance, ...]]:
+async def read_maintenance_windows(client: aioredis.Redis, keys: RedisKeys) -> dict[str, tuple[Maintenance, ...]]:
     """agency code -> its declared windows, from the hash the leader writes from the control
     topic (a document that cannot be read is left out and logged)."""
     out: dict[str, tuple[Maintenance, ...]] = {}
@@ -162,7 +132,7 @@ class RankingPublisher:
     """Rebuilds the ranking keys of some periods from the agency hashes (leader only)."""
 
     def __init__(self, prefix: str, registry: Registry, client: aioredis.Redis) -> None:
-        self.keys = RankingKeys(prefix)
+        self.keys = RedisKeys(prefix)
         self._registry = registry
         self._client = client
         self._claim = client.register_script(_CLAIM_DIRTY)

@@ -30,13 +30,14 @@ from streams.domain.indicators import INDICATORS
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
+from streams.sinks.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
 CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts and event counts
 
 # KEYS: agency hash, block hash, national hash, block rank zset.
-# ARGV: agency code, updated_at, then one integer per COUNT_FIELDS, then one per
+# ARGV: agency code, updated_at, period, then one integer per COUNT_FIELDS, then one per
 # EVENT_COUNT_FIELDS (streams/domain/finality.py), in that order.
 # Event counts are summed into the block hashes like the counts, but change no figure: they
 # neither set `last_changed_at` nor mark the period's rankings dirty.
@@ -48,7 +49,7 @@ local n = #fields
 local efields = {%(efields)s}
 local m = #efields
 local RESOLVED, FULL = %(resolved)d, %(full)d
-local agency, updated_at = ARGV[1], ARGV[2]
+local agency, updated_at, period = ARGV[1], ARGV[2], ARGV[3]
 -- Secondary indicators (streams/domain/indicators.py): {field, numerator, {denominator...}},
 -- recomputed from the hash's own counts, so a block's are exact whatever the worker count.
 local INDICATORS = {%(indicators)s}
@@ -66,7 +67,7 @@ end
 local old = redis.call('HMGET', KEYS[1], unpack(fields))
 local new, any = {}, false
 for i = 1, n do
-  new[i] = tonumber(ARGV[2 + i])
+  new[i] = tonumber(ARGV[3 + i])
   if new[i] ~= 0 then any = true end
 end
 local changed = false
@@ -82,7 +83,7 @@ end
 local eold = redis.call('HMGET', KEYS[1], unpack(efields))
 local enew = {}
 for j = 1, m do
-  enew[j] = any and tonumber(ARGV[2 + n + j]) or 0
+  enew[j] = any and tonumber(ARGV[3 + n + j]) or 0
   local diff = enew[j] - (tonumber(eold[j]) or 0)
   if diff ~= 0 then
     redis.call('HINCRBY', KEYS[2], efields[j], diff)
@@ -130,7 +131,7 @@ if changed then
   end
 end
 -- KEYS[5] (optional): the set of periods whose rankings must be rebuilt (streams/sinks/redis_rankings.py).
-if changed and KEYS[5] then redis.call('SADD', KEYS[5], string.match(KEYS[1], '[^:]+$')) end
+if changed and KEYS[5] then redis.call('SADD', KEYS[5], period) end
 return changed and 1 or 0
 """ % {
     "fields": ", ".join(f"'{name}'" for name in COUNT_FIELDS),
@@ -165,28 +166,6 @@ def connect(settings: Settings) -> aioredis.Redis:
         socket_timeout=5.0,
         health_check_interval=10,
     )
-
-
-class RedisKeys:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def agency(self, code: str, period: str) -> str:
-        return f"{self.prefix}agency:{code}:{period}"
-
-    def block(self, block: str, period: str) -> str:
-        return f"{self.prefix}block:{block}:{period}"
-
-    def rank(self, block: str, period: str) -> str:
-        return f"{self.prefix}rank:{block}:{period}"
-
-    @property
-    def agencies(self) -> str:
-        return f"{self.prefix}agencies"
-
-    @property
-    def rankings_dirty(self) -> str:
-        return f"{self.prefix}rankings:dirty"
 
 
 class SnapshotPublisher:
@@ -259,7 +238,7 @@ class SnapshotPublisher:
                     keys = [self.keys.agency(agency, period), self.keys.block(block, period),
                             self.keys.block("national", period), self.keys.rank(block, period),
                             self.keys.rankings_dirty]
-                    args = [agency, updated_at, *(int(counts.get(name, 0)) for name in COUNT_FIELDS),
+                    args = [agency, updated_at, period, *(int(counts.get(name, 0)) for name in COUNT_FIELDS),
                             *(int(counts.get(name, 0)) for name in EVENT_COUNT_FIELDS)]
                     # Via the pipeline, redis-py loads the script first when the server lacks
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.

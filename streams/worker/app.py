@@ -39,6 +39,7 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import agency_status
 from streams.errors import ExternalServiceError
 from streams.kafka.control import ControlFeed, ControlPublisher
+from streams.kafka.topics import STATE_TABLES
 from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
 from streams.settings import Settings
 from streams.sinks.metrics import WorkerMetrics, create_metrics
@@ -187,7 +188,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     tables = {
         name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         options=dict(ROCKSDB_OPTIONS))
-        for name in ("event-index", "dossiers", "counters", "agencies")
+        for name in STATE_TABLES
     }
     changelog = ChangelogWriter(app)
     stores = StateStores(

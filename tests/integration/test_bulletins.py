@@ -21,6 +21,7 @@ import pytest
 from streams.domain.bulletin import seal_holds
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
+from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import wait_until, wire_event
 from tests.oracle import batch_counts
 
@@ -60,21 +61,21 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     ]
     worker = start_worker()
     _send(settings, first)
-    prefix = settings.redis_prefix
-    national = f"{prefix}block:national:2024-12"
+    keys = RedisKeys(settings.redis_prefix)
+    national = keys.block("national", "2024-12")
     wait_until(lambda: redis_client.hget(national, "resolved") == "18", 120,
                f"December in Redis; worker log:\n{worker.log_tail()}")
 
     published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12")
     assert "published 2024-12 v1" in published.stdout
-    doc = orjson.loads(redis_client.get(f"{prefix}bulletin:2024-12:v1"))
+    doc = orjson.loads(redis_client.get(keys.bulletin("2024-12", 1)))
     assert seal_holds(doc) and doc["note"] == "bản tin tháng 12"
     assert doc["agencies"]["T01"]["resolved"] == 3 and doc["blocks"]["national"]["resolved"] == 18
     assert [e["code"] for e in doc["rankings"]["as-was"]["province"]["ranking"]] == ["T04", "T01", "T11"]
-    assert redis_client.hget(f"{prefix}agency:T01:2024-12", "published_version") == "1"
+    assert redis_client.hget(keys.agency("T01", "2024-12"), "published_version") == "1"
     assert redis_client.hget(national, "published_version") == "1"
-    assert int(redis_client.hget(f"{prefix}agency:T01:2024-12", "events_after_close")) == 6  # all of it is late now
-    assert redis_client.hget(f"{prefix}agency:T01:2024-12", "last_changed_at")
+    assert int(redis_client.hget(keys.agency("T01", "2024-12"), "events_after_close")) == 6  # all of it is late now
+    assert redis_client.hget(keys.agency("T01", "2024-12"), "last_changed_at")
 
     formats = [("text", "vi"), ("json", "en"), ("html", "vi")]
     before = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
@@ -95,9 +96,9 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     _send(settings, late)
     everything = first + late
     wait_until(lambda: redis_client.hget(national, "resolved") == "20"
-               and redis_client.hget(f"{prefix}agency:T01:2024-12", "full_online") == "2", 120,
+               and redis_client.hget(keys.agency("T01", "2024-12"), "full_online") == "2", 120,
                f"the late events in Redis; worker log:\n{worker.log_tail()}")
-    wait_until(lambda: redis_client.hget(f"{prefix}agency:T04:2024-12", "events_duplicates") == "1", 30, "the duplicate")
+    wait_until(lambda: redis_client.hget(keys.agency("T04", "2024-12"), "events_duplicates") == "1", 30, "the duplicate")
 
     after = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
              for f, lang in formats}
@@ -132,10 +133,10 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert "agencies restated since publication: 2" in text and "no longer under 10 %" in text
 
     # Redis lost the version: --as-published reads it from the topic (and writes it back).
-    redis_client.delete(f"{prefix}bulletin:2024-12:v1")
+    redis_client.delete(keys.bulletin("2024-12", 1))
     assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1", "--format", "json", "--lang", "en").stdout \
         == before["json"]
-    assert redis_client.exists(f"{prefix}bulletin:2024-12:v1")
+    assert redis_client.exists(keys.bulletin("2024-12", 1))
 
     second = emc_cli(settings, "bulletin", "publish", "2024-12")
     assert "published 2024-12 v2" in second.stdout

@@ -17,6 +17,7 @@ from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import wait_until
 from tests.integration.test_bulletins import emc_cli
 from tests.oracle import batch_counts, nonzero
@@ -54,54 +55,54 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
             producer.send(message.key, message.value)
         producer.flush()
 
-    prefix = settings.redis_prefix
+    keys = RedisKeys(settings.redis_prefix)
 
     def drained() -> bool:
         pipe = redis_client.pipeline(transaction=False)
         for agency, period in expected:
-            pipe.hgetall(f"{prefix}agency:{agency}:{period}")
+            pipe.hgetall(keys.agency(agency, period))
         found = [nonzero(counts_from_hash(fields)) for fields in pipe.execute()]
         return found == list(expected.values())
 
     wait_until(drained, 170, f"Redis to equal the batch computation; worker log:\n{worker.log_tail()}", interval_s=2)
 
     def rank(block: str) -> list[tuple[str, float]]:
-        return [(code, 100 * score) for code, score in redis_client.zrevrange(f"{prefix}rank:{block}:2024", 0, -1, withscores=True)]
+        return [(code, 100 * score) for code, score in redis_client.zrevrange(keys.rank(block, "2024"), 0, -1, withscores=True)]
 
     def rate(key: str) -> float:
-        return 100 * float(redis_client.hget(f"{prefix}{key}:2024", "full_online_rate"))
+        return 100 * float(redis_client.hget(key, "full_online_rate"))
 
     provinces, ministries = rank("province"), rank("ministry")
     assert [code for code, _ in provinces[:10]] == PUBLISHED_2024["province_top10"]
     assert [code for code, _ in ministries[:10]] == PUBLISHED_2024["ministry_top10"]
     for code, published in {**PUBLISHED_2024["province_rates"], **PUBLISHED_2024["ministry_rates"]}.items():
-        assert abs(rate(f"agency:{code}") - published) < 0.5, code
+        assert abs(rate(keys.agency(code, "2024")) - published) < 0.5, code
     assert {code for code, r in provinces if r < 10} == PUBLISHED_2024["under10"]["province"]
     assert {code for code, r in ministries if r < 10} == PUBLISHED_2024["under10"]["ministry"]
     for block in ("national", "ministry", "province"):
-        assert abs(rate(f"block:{block}") - PUBLISHED_2024[block]) < 0.5, block
+        assert abs(rate(keys.block(block, "2024")) - PUBLISHED_2024[block]) < 0.5, block
     # The silent units have no figures at all.
     ranked = {code for code, _ in provinces + ministries}
     assert len({a.code for a in REGISTRY.valid_on(simulation.days[180][0])} - ranked) == PUBLISHED_2024["silent"]
     # ...and Thừa Thiên Huế was disconnected for a system upgrade: the leader's list for 2024
     # names it, with the declared window, and no other unit.
     def maintained() -> dict[str, list[dict]]:
-        raw = redis_client.get(f"{prefix}list:maintenance-in-period:province:2024")
+        raw = redis_client.get(keys.list("maintenance-in-period", "province", "2024"))
         return {unit["code"]: unit["windows"] for unit in orjson.loads(raw)} if raw else {}
 
     wait_until(lambda: "T46" in maintained(), 30, "Huế in the 2024 maintenance list")
-    [hue] = [u for u in orjson.loads(redis_client.get(f"{prefix}list:maintenance-in-period:province:2024")) if u["code"] == "T46"]
+    [hue] = [u for u in orjson.loads(redis_client.get(keys.list("maintenance-in-period", "province", "2024"))) if u["code"] == "T46"]
     assert hue["name"] == "Thừa Thiên Huế"  # as the bulletin names it: the city of Huế only from 2025
     assert [(w["from"], w["until"]) for w in maintained()["T46"]] == [("2024-12-02T00:00:00+07:00", "2024-12-23T00:00:00+07:00")]
     assert list(maintained()) == ["T46"]
-    assert redis_client.get(f"{prefix}list:maintenance-in-period:ministry:2024") == "[]"
+    assert redis_client.get(keys.list("maintenance-in-period", "ministry", "2024")) == "[]"
 
     # Issue 15: publish December 2024, then late events for it. `--as-published` still prints
     # the published bulletin, byte for byte; the current report and the diff show the change.
     published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12/2024")
     assert "published 2024-12 v1" in published.stdout
     as_published = emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout
-    december = nonzero(counts_from_hash(redis_client.hgetall(f"{prefix}agency:T01:2024-12")))
+    december = nonzero(counts_from_hash(redis_client.hgetall(keys.agency("T01", "2024-12"))))
     late_at = "2024-12-20T03:00:00Z"
     late = [orjson.dumps(e) for n in range(5) for e in (
         {"schema": "emc.dossier-event.v1", "event_id": f"late-{n}-r", "agency_code": "T01", "dossier_id": f"late-{n}",
@@ -112,7 +113,7 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
         for value in late:
             producer.send(b"T01", value)
         producer.flush()
-    wait_until(lambda: int(redis_client.hget(f"{prefix}agency:T01:2024-12", "resolved")) == december["resolved"] + 5, 60,
+    wait_until(lambda: int(redis_client.hget(keys.agency("T01", "2024-12"), "resolved")) == december["resolved"] + 5, 60,
                "the late December dossiers of T01")
     assert emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout == as_published
     current = emc_cli(settings, "report", "--period", "2024-12").stdout

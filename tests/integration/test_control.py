@@ -31,6 +31,7 @@ from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.demo import worker_environment
+from streams.sinks.keys import RedisKeys
 from streams.sinks.redis_snapshots import SnapshotPublisher
 from tests.integration.conftest import wait_until
 
@@ -80,7 +81,7 @@ def _event(agency: str, event_id: str, kind: str, at: datetime, dossier: str | N
 def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(settings, start_worker, redis_client) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     periods = current_periods(now)
-    prefix = settings.redis_prefix
+    keys = RedisKeys(settings.redis_prefix)
     worker = start_worker()
     # A: one dossier today, with two payments (one online), digitized, electronic result, on time.
     events = [
@@ -99,7 +100,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
         producer.flush()
 
     def agency_doc(code: str) -> dict:
-        raw = redis_client.hget(f"{prefix}agencies", code)
+        raw = redis_client.hget(keys.agencies, code)
         return json.loads(raw) if raw else {}
 
     wait_until(lambda: agency_doc(A).get("status") == "connected" and agency_doc(B).get("status") == "connected",
@@ -138,7 +139,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
 
     # What officials read: the leader's list and `emc report` show B in maintenance and A's target.
     def maintenance_list() -> list[str]:
-        raw = redis_client.get(f"{prefix}list:maintenance:ministry:{periods['month']}")
+        raw = redis_client.get(keys.list("maintenance", "ministry", periods['month']))
         return [unit["code"] for unit in json.loads(raw)] if raw else []
 
     wait_until(lambda: maintenance_list() == [B], 30, "B in the leader's maintenance list")
@@ -154,8 +155,8 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     assert targets[(("scope", A), ("window", "year"))] == 0.75
     assert (("scope", A), ("window", "quarter")) not in targets
     assert targets[(("scope", "province"), ("window", "year"))] > 0
-    assert wait_until(lambda: redis_client.hgetall(f"{prefix}targets:{periods['month']}") == {A: "0.9"}, 10, "targets hash")
-    assert redis_client.hgetall(f"{prefix}targets:{periods['year']}") == {A: "0.75"}
+    assert wait_until(lambda: redis_client.hgetall(keys.targets(periods['month'])) == {A: "0.9"}, 10, "targets hash")
+    assert redis_client.hgetall(keys.targets(periods['year'])) == {A: "0.75"}
     listed = json.loads(emc(settings, "targets", "list", "--format", "json").stdout)
     assert {(t["agency"], t["period"], t["ratio"]) for t in listed["agency_targets"]} == {
         (A, periods["month"], 0.9), (A, periods["year"], 0.75)}
@@ -167,8 +168,8 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
         "electronic_result": Fraction(1, 1), "on_time": Fraction(1, 1), "online_received": Fraction(1, 1),
     }
     fields = {i.name: i.field for i in INDICATORS}
-    day_hash = redis_client.hgetall(f"{prefix}agency:{A}:{periods['day']}")
-    block_hash = redis_client.hgetall(f"{prefix}block:province:{periods['day']}")
+    day_hash = redis_client.hgetall(keys.agency(A, periods['day']))
+    block_hash = redis_client.hgetall(keys.block("province", periods['day']))
     for name, value in expected.items():
         assert day_hash[fields[name]] == f"{float(value):.6f}"
         assert block_hash[fields[name]] == f"{float(value):.6f}"
@@ -196,7 +197,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     cleared_at = datetime.now(UTC)
 
     def in_period(block: str, period: str) -> dict[str, list[dict]]:
-        raw = redis_client.get(f"{prefix}list:maintenance-in-period:{block}:{period}")
+        raw = redis_client.get(keys.list("maintenance-in-period", block, period))
         return {unit["code"]: unit["windows"] for unit in json.loads(raw)} if raw else {}
 
     def b_windows_end() -> list[datetime]:
@@ -248,6 +249,7 @@ def test_block_indicators_are_recomputed_from_summed_counts(settings, rounds) ->
     """Rounds of rewrites from several 'workers' (one publisher each); after each round every
     agency and block hash holds the indicators of its own counts, absent when undefined."""
     key_prefix = f"{settings.redis_prefix}lua{next(_EXAMPLES)}:"
+    lua_keys = RedisKeys(key_prefix)
     period = "2025-05"
     latest: dict[str, dict[str, int]] = {}
 
@@ -264,8 +266,8 @@ def test_block_indicators_are_recomputed_from_summed_counts(settings, rounds) ->
                     publisher = publishers[i % 2]
                     publisher.mark_dirty([(code, period)])
                     assert await publisher.flush(lambda agency, _p: latest[agency], {}, None)
-            keys = [f"{key_prefix}agency:{code}:{period}" for code in latest] + [
-                f"{key_prefix}block:{block}:{period}" for block in ("province", "ministry", "national")]
+            keys = [lua_keys.agency(code, period) for code in latest] + [
+                lua_keys.block(block, period) for block in ("province", "ministry", "national")]
             return [{k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()} for key in keys]
         finally:
             await client.aclose()

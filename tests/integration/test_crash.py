@@ -17,6 +17,7 @@ from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import SimMessage, SimulationConfig, simulate
+from streams.sinks.keys import KEY_SEPARATOR, RedisKeys
 from tests.integration.conftest import WorkerProcess, wait_until
 from tests.oracle import batch_counts, nonzero
 
@@ -31,9 +32,10 @@ def _events_handled(worker: WorkerProcess) -> float:
 
 
 def _redis_counts(redis_client, prefix: str) -> dict[tuple[str, str], dict[str, int]]:
+    keys = RedisKeys(prefix)
     found = {}
-    for key in redis_client.scan_iter(f"{prefix}agency:*", count=1000):
-        _, _, agency, period = key.rsplit(":", 3)
+    for key in redis_client.scan_iter(keys.agency("*", "*"), count=1000):
+        _, agency, period = key.removeprefix(prefix).split(KEY_SEPARATOR)
         counts = nonzero(counts_from_hash(redis_client.hgetall(key)))
         if counts:
             found[(agency, period)] = counts
@@ -103,7 +105,7 @@ def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, sta
             if period == month:
                 for field, value in counts.items():
                     wanted[field] = wanted.get(field, 0) + value
-        key = f"{settings.redis_prefix}block:national:{month}"
+        key = RedisKeys(settings.redis_prefix).block("national", month)
         wait_until(lambda: nonzero(counts_from_hash(redis_client.hgetall(key))) == wanted, 30, f"national {month} = {wanted}")
 
     # With two workers, each agency's series come from exactly one of them.

@@ -15,6 +15,7 @@ import pytest
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
+from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import wait_until
 from tests.unit.docs.markdown import REPO_ROOT, fenced_blocks
 
@@ -50,7 +51,7 @@ def test_the_guides_dossier_counts_as_the_guide_says(settings: Settings, start_w
     start_worker()
 
     _emc("publish", str(events_file), "--broker", settings.broker, "--input-topic", settings.input_topic)
-    key = f"{settings.redis_prefix}agency:{agency}:{period}"
+    key = RedisKeys(settings.redis_prefix).agency(agency, period)
     wait_until(lambda: _full(counts_from_hash(redis_client.hgetall(key))) == _full(counts), 120,
                f"{key} to hold the guide's counts {counts}")
 

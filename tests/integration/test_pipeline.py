@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
+from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import wait_until, wire_event
 
 pytestmark = pytest.mark.integration
@@ -78,13 +79,13 @@ def test_hand_written_stream_reaches_redis_metrics_and_dead_letters(settings, st
         for key, value in hand_written_stream(now):
             producer.send(key, value)
         producer.flush()
-    prefix = settings.redis_prefix
+    keys = RedisKeys(settings.redis_prefix)
 
     def province_may() -> dict:
-        fields = redis_client.hgetall(f"{prefix}agency:{PROVINCE}:2025-05")
+        fields = redis_client.hgetall(keys.agency(PROVINCE, "2025-05"))
         return fields if fields.get("resolved") == "4" else {}
 
-    may = wait_until(province_may, 120, f"Redis {prefix}agency:{PROVINCE}:2025-05; worker log:\n{worker.log_tail()}")
+    may = wait_until(province_may, 120, f"Redis {keys.agency(PROVINCE, '2025-05')}; worker log:\n{worker.log_tail()}")
     assert {k: may[k] for k in ("received", "received_online", "resolved", "full_online", "partial_online", "completed", "rejected", "payments")} == {
         "received": "3", "received_online": "3", "resolved": "4", "full_online": "3", "partial_online": "1",
         "completed": "3", "rejected": "1", "payments": "1",
@@ -92,23 +93,23 @@ def test_hand_written_stream_reaches_redis_metrics_and_dead_letters(settings, st
     assert may["full_online_rate"] == "0.750000"
     assert may["updated_at"].endswith("Z")
 
-    april = redis_client.hgetall(f"{prefix}agency:{PROVINCE}:2025-04")
+    april = redis_client.hgetall(keys.agency(PROVINCE, "2025-04"))
     assert (april["received"], april["resolved"], april["payments_online"], april["payment_amount_online_vnd"]) == ("1", "0", "1", "50000")
     assert "full_online_rate" not in april  # undefined, not 0
-    assert redis_client.hgetall(f"{prefix}agency:{PROVINCE}:2025-04-30")["received"] == "1"
-    assert redis_client.hgetall(f"{prefix}agency:{PROVINCE}:2025-05-01")["full_online"] == "1"
+    assert redis_client.hgetall(keys.agency(PROVINCE, "2025-04-30"))["received"] == "1"
+    assert redis_client.hgetall(keys.agency(PROVINCE, "2025-05-01"))["full_online"] == "1"
 
     def national_may() -> dict:
-        fields = redis_client.hgetall(f"{prefix}block:national:2025-05")
+        fields = redis_client.hgetall(keys.block("national", "2025-05"))
         return fields if fields.get("resolved") == "5" else {}
 
     national = wait_until(national_may, 30, "the national block hash")
     assert (national["full_online"], national["offline"], national["full_online_rate"]) == ("3", "1", "0.600000")
-    assert redis_client.hgetall(f"{prefix}block:ministry:2025-05")["offline"] == "1"
-    assert redis_client.zscore(f"{prefix}rank:province:2025-05", PROVINCE) == pytest.approx(0.75)
-    assert redis_client.zscore(f"{prefix}rank:ministry:2025-05", MINISTRY) == pytest.approx(0.0)
+    assert redis_client.hgetall(keys.block("ministry", "2025-05"))["offline"] == "1"
+    assert redis_client.zscore(keys.rank("province", "2025-05"), PROVINCE) == pytest.approx(0.75)
+    assert redis_client.zscore(keys.rank("ministry", "2025-05"), MINISTRY) == pytest.approx(0.0)
 
-    agencies = redis_client.hgetall(f"{prefix}agencies")
+    agencies = redis_client.hgetall(keys.agencies)
     assert json.loads(agencies[MINISTRY])["status"] == "connected"
     assert json.loads(agencies[PROVINCE])["last_event_at"] is not None
     never = next(a.code for a in REGISTRY.valid_on(TODAY) if a.code not in (PROVINCE, MINISTRY))

@@ -30,6 +30,7 @@ from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.stack import free_port
 from streams.settings import Settings, load_settings
+from streams.sinks.keys import RedisKeys
 from streams.sinks.redis_rankings import block_rankings
 from tests.integration.conftest import WorkerProcess, wait_until, wire_event
 from tests.oracle import batch_counts
@@ -131,7 +132,7 @@ class Fed:
         return {agency: row for (agency, p), row in counts.items() if p == period}
 
     def ranking(self, block: str, period: str, view: str = "as-was") -> dict:
-        raw = self.client.get(f"{self.settings.redis_prefix}{'ranking' if view == 'as-was' else 'ranking-restated'}:{block}:{period}")
+        raw = self.client.get(RedisKeys(self.settings.redis_prefix).ranking(block, period, view))
         return json.loads(raw) if raw else {}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
@@ -199,15 +200,15 @@ def _check_lists(fed: Fed) -> bool:
                 assert _entries(doc["ranking"]) == _oracle_entries(ranking.ranking), where
                 assert [u["code"] for u in doc["no_figure"]] == [u.code for u in ranking.no_figure], where
                 if view == "as-was":
-                    prefix = fed.settings.redis_prefix
-                    lists = {kind: json.loads(fed.client.get(f"{prefix}list:{kind}:{block}:{period}"))
+                    keys = RedisKeys(fed.settings.redis_prefix)
+                    lists = {kind: json.loads(fed.client.get(keys.list(kind, block, period)))
                              for kind in ("top10", "under10", "silent", "never", "maintenance")}
                     assert _entries(lists["top10"]) == _oracle_entries(ranking.top(10)), where
                     assert _entries(lists["under10"]) == _oracle_entries(ranking.under_threshold), where
                     for status in ("silent", "never", "maintenance"):
                         assert [u["code"] for u in lists[status]] == [u.code for u in ranking.with_status(status)], where
                     # The contract's rank zset holds exactly the ranked units.
-                    zset = fed.client.zrange(f"{prefix}rank:{block}:{period}", 0, -1)
+                    zset = fed.client.zrange(keys.rank(block, period), 0, -1)
                     assert sorted(zset) == sorted(e.unit.code for e in ranking.ranking), where
     return True
 
@@ -236,16 +237,16 @@ def test_redis_lists_match_the_rankings_computed_from_the_events(fed: Fed) -> No
 def test_a_late_event_rebuilds_an_old_periods_lists(fed: Fed) -> None:
     _publish(fed.settings, late_events())
     fed.events = fed.events + late_events()
-    prefix = fed.settings.redis_prefix
+    keys = RedisKeys(fed.settings.redis_prefix)
 
     def t11_out_of_under10() -> bool:
-        under = json.loads(fed.client.get(f"{prefix}list:under10:province:2025-06") or "[]")
+        under = json.loads(fed.client.get(keys.list("under10", "province", "2025-06")) or "[]")
         return not under and fed.ranking("province", "2025-Q2") and \
             {e["code"]: e["resolved"] for e in fed.ranking("province", "2025-Q2")["ranking"]}.get("T11") == 5
 
     wait_until(t11_out_of_under10, 60, f"the June lists rebuilt after a late event; log:\n{fed.worker.log_tail()}")
     wait_until(lambda: _check_lists(fed), 30, "every list restated after the late event")
-    wait_until(lambda: fed.client.scard(f"{prefix}rankings:rebuilding") == 0, 10, "no period left half-rebuilt")
+    wait_until(lambda: fed.client.scard(keys.rankings_rebuilding) == 0, 10, "no period left half-rebuilt")
 
 
 def _percent(full: int, resolved: int, lang: str) -> str:

@@ -12,6 +12,7 @@ import redis
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.stack import start_redis
+from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def test_snapshots_catch_up_after_redis_comes_back(settings, tmp_path: Path) -> 
     own_redis = start_redis(tmp_path / "redis")
     settings = replace(settings, redis_url=f"redis://127.0.0.1:{own_redis.port}/0")
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    key = f"{settings.redis_prefix}agency:{AGENCY}:2025-08"
+    key = RedisKeys(settings.redis_prefix).agency(AGENCY, "2025-08")
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         with EventProducer(settings) as producer:
