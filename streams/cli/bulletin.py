@@ -12,25 +12,24 @@ import sys
 from fractions import Fraction
 
 from streams.cli.argtypes import positive_integer
-from streams.errors import ConfigError
-from streams.settings import Settings, load_settings
+from streams.cli.flags import add_settings, settings_from, subcommands
+from streams.cli.redis_reads import PERIOD_HELP, period_text, with_redis
+from streams.settings import Settings
 
-COMMANDS = ("bulletin",)
+CONNECTION_SETTINGS = ("broker", "bulletin_topic", "redis_url", "redis_prefix")
 
 
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", default=None, help="kafka://HOST:PORT (env EMC_BROKER)")
-    parser.add_argument("--bulletin-topic", default=None, help="env EMC_BULLETIN_TOPIC (default emc.bulletins.v1)")
-    parser.add_argument("--redis-url", default=None, help="redis://HOST:PORT/DB (env EMC_REDIS_URL)")
-    parser.add_argument("--redis-prefix", default=None, help="key prefix (env EMC_REDIS_PREFIX, default emc:v1:)")
+    add_settings(parser, CONNECTION_SETTINGS)
+    parser.set_defaults(run=run)
 
 
-def register(commands: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     bulletin = commands.add_parser("bulletin", help="published versions of a period's figures, and what changed since")
-    actions = bulletin.add_subparsers(dest="bulletin_command", required=True, parser_class=parser_class)
+    actions = subcommands(bulletin, "bulletin_command")
 
     publish = actions.add_parser("publish", help="freeze the period's figures as its next version")
-    publish.add_argument("period", help="YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD")
+    publish.add_argument("period", help=PERIOD_HELP)
     publish.add_argument("--note", default=None, help="a note kept with the version")
     _connection_flags(publish)
 
@@ -40,34 +39,17 @@ def register(commands: argparse._SubParsersAction, parser_class: type[argparse.A
     _connection_flags(listing)
 
     diff = actions.add_parser("diff", help="what changed since a published version")
-    diff.add_argument("period", help="YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD")
+    diff.add_argument("period", help=PERIOD_HELP)
     diff.add_argument("version", nargs="?", type=positive_integer, default=None, help="the version (default the latest)")
     diff.add_argument("--format", choices=["text", "json"], default="text")
     diff.add_argument("--lang", choices=["vi", "en"], default="en")
     _connection_flags(diff)
 
 
-def settings_of(args: argparse.Namespace) -> Settings:
-    return load_settings({
-        "broker": getattr(args, "broker", None), "bulletin_topic": getattr(args, "bulletin_topic", None),
-        "redis_url": args.redis_url, "redis_prefix": args.redis_prefix,
-    })
-
-
-def _period(text: str) -> str:
-    from streams.domain.periods import parse_period
-
-    try:
-        return parse_period(text).text
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
-    from streams.cli.report import with_redis
     from streams.domain.registry import Registry
 
-    settings = settings_of(args)
+    settings = settings_from(args)
     registry = Registry.load()
     if args.bulletin_command == "publish":
         return _publish(args, settings, registry, with_redis)
@@ -91,7 +73,7 @@ def _publish(args: argparse.Namespace, settings: Settings, registry, with_redis)
     from streams.reports.bulletins import publish
     from streams.sinks.keys import RedisKeys
 
-    period = _period(args.period)
+    period = period_text(args.period)
     done = asyncio.run(with_redis(settings, lambda client: publish(settings, client, registry, period, args.note)))
     doc = done.doc
     national = doc["blocks"].get("national", {})
@@ -106,7 +88,7 @@ def _publish(args: argparse.Namespace, settings: Settings, registry, with_redis)
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     from streams.reports.bulletins import list_documents
 
-    period = _period(args.period) if args.period else None
+    period = period_text(args.period) if args.period else None
     found = list_documents(settings, period)
     if args.format == "json":
         sys.stdout.write(json.dumps([s.to_json() for s in found], ensure_ascii=False, indent=2) + "\n")
@@ -174,7 +156,7 @@ def _diff(args: argparse.Namespace, settings: Settings, registry, with_redis) ->
     from streams.domain.periods import today_local
     from streams.reports.bulletins import diff_since, load_document
 
-    period = _period(args.period)
+    period = period_text(args.period)
 
     async def work(client):  # noqa: ANN001, ANN202
         doc = await load_document(settings, client, period, args.version)

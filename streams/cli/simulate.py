@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
 from streams.cli.argtypes import count, positive_number, share
+from streams.cli.flags import add_settings, settings_from
 from streams.errors import ConfigError
-from streams.settings import Settings
 from streams.simulation.calibration import PROFILES
 from streams.simulation.pacing import Pacer, Progress
-from streams.simulation.simulator import ProfileConfig, ProfileSimulation, SimMessage
+from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.traffic import declare_maintenance, pump
 
 
 def add_traffic_arguments(parser: argparse.ArgumentParser, scale: float, floors: tuple[int, int],
@@ -37,7 +37,8 @@ def add_traffic_arguments(parser: argparse.ArgumentParser, scale: float, floors:
     parser.add_argument("--lean", action="store_true", help="only the events classification needs (faster pipelines)")
 
 
-def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("simulate", help="generate national dossier traffic calibrated on the EMC figures")
     add_traffic_arguments(parser, scale=0.001, floors=(200, 100), heartbeat_hours=24)
     parser.add_argument("--period", default=None,
                         help="YYYY, YYYY-Qn or YYYY-MM inside which every dossier is resolved (default: 2024 / 2025)")
@@ -47,6 +48,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", type=Path, help="write the events as JSON lines to this file instead of publishing "
                         "(the maintenance windows are declared on the control topic only when publishing)")
     parser.add_argument("--publish", action="store_true", help="publish to the broker (the default without --to)")
+    add_settings(parser, ["broker", "input_topic"])
+    parser.set_defaults(run=run)
 
 
 def profile_config(args: argparse.Namespace, **window: object) -> ProfileConfig:
@@ -60,7 +63,7 @@ def profile_config(args: argparse.Namespace, **window: object) -> ProfileConfig:
     )
 
 
-def run_simulate(args: argparse.Namespace, settings_from: Callable[[argparse.Namespace], Settings]) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.to is not None and (args.publish or getattr(args, "broker", None)):
         raise ConfigError("give --to FILE or --broker URL / --publish, not both")
     simulation = ProfileSimulation(profile_config(args, period=args.period))
@@ -84,34 +87,3 @@ def run_simulate(args: argparse.Namespace, settings_from: Callable[[argparse.Nam
         producer.flush()
     print(f"published {count} messages to {settings.input_topic}")
     return 0
-
-
-def declare_maintenance(settings: Settings, simulation: ProfileSimulation) -> None:
-    """Declare the calibration's maintenance stretches of the window on the control topic
-    (idempotent: a window's key is its agency and start, so a rerun rewrites the same record)."""
-    from streams.domain.control import encode_record
-    from streams.kafka.control import send_control_messages
-
-    windows = simulation.maintenance_windows()
-    if windows:
-        send_control_messages(settings, [encode_record(w) for w in windows])
-        for w in windows:
-            print(f"  control  {settings.control_topic}: maintenance of {w.agency} declared, {w.start} until {w.until}"
-                  f" ({w.reason})", file=sys.stderr)
-
-
-def pump(messages: Iterable[SimMessage], pacer: Pacer, progress: Progress | None,
-         send: Callable[[SimMessage], object], tick: Callable[[int, int], None] | None = None) -> int:
-    """Send every message at its pace; `tick(count, at_us)` after each one (for live summaries)."""
-    count, at = 0, 0
-    for message in messages:
-        pacer.wait(message.at_us)
-        send(message)
-        count, at = count + 1, message.at_us
-        if progress is not None:
-            progress.update(count, at)
-        if tick is not None:
-            tick(count, at)
-    if progress is not None:
-        progress.close(count, at)
-    return count

@@ -19,13 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from streams.errors import ConfigError, RegistryError
+from streams.errors import RegistryError
 
 BLOCKS = ("ministry", "province")
 # Codes are Kafka message keys and Prometheus label values (contract section 1 and 5).
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}")
 ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-RENDER_FORMATS = ("json", "table")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,49 +182,6 @@ class Registry:
 
 def _ended_before(agency: Agency, day: date) -> bool:
     return agency.valid_to is not None and agency.valid_to < day
-
-
-def render_registry(registry: Registry, fmt: str, on: date | None = None) -> str:
-    """The registry as `emc registry list` prints it; with `on`, only the agencies valid that day."""
-    agencies = [agency for agency in registry if on is None or agency.is_valid_on(on)]
-    if fmt == "json":
-        return json.dumps([agency.to_json() for agency in agencies], ensure_ascii=False, indent=2)
-    if fmt == "table":
-        return _render_table(agencies)
-    raise ConfigError(f"unknown registry format {fmt!r}: use one of {', '.join(RENDER_FORMATS)}")
-
-
-TABLE_COLUMNS = ("code", "block", "name", "valid_from", "valid_to", "successor")
-
-
-def _render_table(agencies: list[Agency]) -> str:
-    rows = [
-        (
-            agency.code,
-            agency.block,
-            unicodedata.normalize("NFC", agency.name),
-            agency.valid_from.isoformat(),
-            agency.valid_to.isoformat() if agency.valid_to is not None else "",
-            agency.successor or "",
-        )
-        for agency in agencies
-    ]
-    widths = [max(display_width(cell) for cell in column) for column in zip(TABLE_COLUMNS, *rows)]
-    return "\n".join(
-        "  ".join(_pad(cell, width) for cell, width in zip(row, widths)).rstrip() for row in [TABLE_COLUMNS, *rows]
-    )
-
-
-def display_width(text: str) -> int:
-    """Terminal columns `text` takes: combining marks take none (a name typed in NFD carries its tone
-    marks as separate code points), East Asian wide and fullwidth characters take two."""
-    return sum(
-        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text
-    )
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - display_width(text))
 
 
 def _former_names(entries: list[Any]) -> tuple[FormerName, ...]:

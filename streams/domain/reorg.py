@@ -20,6 +20,7 @@ from streams.domain.registry import Registry
 
 AS_WAS = "as-was"
 RESTATED = "restated"
+VIEWS = (AS_WAS, RESTATED)
 
 
 def restate(

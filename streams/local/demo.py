@@ -16,18 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import redis
 
-from streams.cli.simulate import (
-    add_traffic_arguments,
-    declare_maintenance,
-    profile_config,
-    pump,
-)
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, ExternalServiceError
@@ -35,24 +30,12 @@ from streams.kafka.producer import EventProducer
 from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port
 from streams.settings import ENV_VARS, Settings, load_settings
 from streams.simulation.pacing import Pacer
-from streams.simulation.simulator import ProfileSimulation
+from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.traffic import declare_maintenance, pump
 from streams.sinks.keys import RedisKeys
 
 _VN = timezone(timedelta(hours=7))
 SUMMARY_EVERY_S = 5.0
-
-
-def add_local_arguments(parser: argparse.ArgumentParser) -> None:
-    add_traffic_arguments(parser, scale=0.001, floors=(100, 30), heartbeat_hours=24)
-    parser.add_argument("--month", default=None,
-                        help="YYYY-MM to replay (default: the profile's last published month, 2024-12 / 2025-04), "
-                             "or 'now': the current month from its first day up to now, so that the current "
-                             "windows of /metrics (and the dashboards) hold it")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the month's traffic takes (default 60)")
-    parser.add_argument("--workdir", type=Path, default=Path(".emc-local"))
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
-    parser.add_argument("--exit-when-done", action="store_true", help="stop once Redis holds the whole month")
-    parser.add_argument("--metrics-port", dest="metrics_port", default=None)
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -90,16 +73,18 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the same clean stop as Ctrl-C: the worker, Redis and the broker go too
 
 
-def run_local(args: argparse.Namespace) -> int:
+def run_local(args: argparse.Namespace, config_for: Callable[..., ProfileConfig]) -> int:
+    """Run it all with the flags of `emc local` (streams/cli/local.py); `config_for(**window)` is
+    the traffic profile of those flags over a window (`period=` or `start=`, `end=`)."""
     if args.seconds <= 0:
         raise ConfigError("--seconds must be positive")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if args.month == "now":
         month, start, end = _current_month_so_far(datetime.now(timezone.utc))
-        simulation = ProfileSimulation(profile_config(args, start=start, end=end))
+        simulation = ProfileSimulation(config_for(start=start, end=end))
     else:
         month = _month_of(args, {"2024": "2024-12", "2025": "2025-04"}[args.profile])
-        simulation = ProfileSimulation(profile_config(args, period=month))
+        simulation = ProfileSimulation(config_for(period=month))
     workdir: Path = args.workdir.resolve()
     # The broker keeps its data in memory: state left by an earlier run would not match it.
     shutil.rmtree(workdir, ignore_errors=True)

@@ -25,8 +25,8 @@ from streams.domain.rankings import (
     UnitFigures,
     ranking_json,
 )
-from streams.domain.registry import display_width
 from streams.reports.gather import BlockSection, ReportData, Totals
+from streams.reports.table import table_lines
 
 LANGS = ("vi", "en")
 FORMATS = ("text", "json", "html")
@@ -210,15 +210,7 @@ def _totals_line(totals: Totals, lang: str) -> str:
 # -- text ------------------------------------------------------------------------------------
 
 
-def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(0, width - display_width(text))
-    return gap + text if right else text + gap
-
-
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(display_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return ["  " + "  ".join(_pad(cell, widths[i], i in right) for i, cell in enumerate(row)).rstrip()
-            for row in [header, *rows]]
+_NUMBER_COLUMNS = frozenset({0, 3, 4, 5, 6})  # rank, rate, full online, resolved, target: right-aligned
 
 
 def _ranked_rows(entries: tuple[RankedUnit, ...], section: BlockSection, lang: str) -> list[list[str]]:
@@ -268,10 +260,10 @@ def render_text(data: ReportData, lang: str = "vi") -> str:
         block = ranking.block
         out += ["", f"== {t[block]} ==", "", t[f"top_{block}"].format(n=data.top_n) + ":"]
         top = ranking.top(data.top_n)
-        out += _table(header, _ranked_rows(top, section, lang), {0, 3, 4, 5, 6}) if top else [f"  {t['none']}"]
+        out += table_lines(header, _ranked_rows(top, section, lang), _NUMBER_COLUMNS, indent="  ") if top else [f"  {t['none']}"]
         under = ranking.under_threshold
         out += ["", t["under"].format(t=_threshold_text(section, lang)) + f" ({len(under)}):"]
-        out += _table(header, _ranked_rows(under, section, lang), {0, 3, 4, 5, 6}) if under else [f"  {t['none']}"]
+        out += table_lines(header, _ranked_rows(under, section, lang), _NUMBER_COLUMNS, indent="  ") if under else [f"  {t['none']}"]
         out += ["", f"{t['no_figure']} ({len(ranking.no_figure)}):", *_unit_lines(ranking.no_figure, lang)]
         out += ["", f"{t['maintained']} ({len(ranking.maintained)}):", *_maintained_lines(ranking.maintained, lang)]
         for status in STATUS_LISTS:

@@ -10,13 +10,13 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from streams.cli.simulate import declare_maintenance
 from streams.domain.events import parse_event
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.traffic import declare_maintenance
 from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import wait_until
 from tests.integration.test_bulletins import emc_cli

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from streams.cli.main import main
-from streams.domain.registry import Registry, display_width, render_registry
+from streams.domain.registry import Registry
 from streams.errors import ConfigError, RegistryError
+from streams.reports.registry import render_registry
+from streams.reports.table import display_width
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "streams" / "data" / "registry.json"
