@@ -42,7 +42,7 @@ from streams.local.demo import worker_environment  # noqa: E402
 from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.simulation.simulator import SimulationConfig, simulate  # noqa: E402
-from tests.oracle import batch_counts, nonzero  # noqa: E402
+from tests.support.oracle import batch_counts, nonzero  # noqa: E402
 
 
 def say(text: str) -> None:

@@ -2,7 +2,7 @@
 published JSON Schema (`schemas/dossier-event.v1.json`) accepts.
 
 The validator is written by hand (no jsonschema at run time) because it runs on every
-consumed event. `tests/unit/test_event_schema.py` checks on a generated corpus that it
+consumed event. `tests/unit/domain/test_event_schema.py` checks on a generated corpus that it
 agrees with jsonschema, so the schema stays the single source of truth.
 
 Two decisions of the schema that the code mirrors:

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -155,26 +154,3 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
     yield start
     for worker in started:
         worker.stop()
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.5) -> object:
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then reported
-            last_error = exc
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; last error: {last_error!r}")
-
-
-def wire_event(agency: str, event_id: str, dossier: str | None, kind: str, at: str, **fields: object) -> dict:
-    """An input event as a source system sends it (contract section 2), before JSON encoding."""
-    event = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency, "type": kind, "occurred_at": at}
-    if dossier is not None:
-        event["dossier_id"] = dossier
-    event.update(fields)
-    return event

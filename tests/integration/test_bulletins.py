@@ -10,9 +10,6 @@ independently from the events.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from fractions import Fraction
 
 import orjson
@@ -22,8 +19,10 @@ from streams.domain.bulletin import seal_holds
 from streams.kafka.producer import EventProducer
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys
-from tests.integration.conftest import wait_until, wire_event
-from tests.oracle import batch_counts
+from tests.support.cli import emc
+from tests.support.events import wire_event
+from tests.support.oracle import batch_counts
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +33,6 @@ def _dossier(agency: str, d: str, mode: str, at: str = DEC) -> list[dict]:
     channel = "in_person" if mode == "offline" else "online"
     return [wire_event(agency, f"{d}-r", d, "received", at, channel=channel, procedure_code="1.001"),
             wire_event(agency, f"{d}-x", d, "result_returned", at, delivery="online")]
-
-
-def emc_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, EMC_REDIS_URL=settings.redis_url, EMC_REDIS_PREFIX=settings.redis_prefix,
-               EMC_BROKER=settings.broker, EMC_APP_ID=settings.app_id, EMC_BULLETIN_TOPIC=settings.bulletin_topic)
-    done = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"emc {' '.join(args)}: {done.stderr}"
-    return done
 
 
 def _send(settings: Settings, events: list[dict]) -> None:
@@ -66,7 +57,7 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     wait_until(lambda: redis_client.hget(national, "resolved") == "18", 120,
                f"December in Redis; worker log:\n{worker.log_tail()}")
 
-    published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12")
+    published = emc(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12")
     assert "published 2024-12 v1" in published.stdout
     doc = orjson.loads(redis_client.get(keys.bulletin("2024-12", 1)))
     assert seal_holds(doc) and doc["note"] == "bản tin tháng 12"
@@ -78,10 +69,10 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert redis_client.hget(keys.agency("T01", "2024-12"), "last_changed_at")
 
     formats = [("text", "vi"), ("json", "en"), ("html", "vi")]
-    before = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
+    before = {f: emc(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
               for f, lang in formats}
     assert "Tình trạng số liệu: đã công bố (phiên bản 1)" in before["text"]
-    current = emc_cli(settings, "report", "--period", "2024-12").stdout
+    current = emc(settings, "report", "--period", "2024-12").stdout
     assert "Tình trạng số liệu: đã công bố (phiên bản 1)" in current
     # The current report right after publishing is the published one but for its time.
     drop_time = lambda text: [line for line in text.splitlines() if not line.startswith("Thời điểm lập")]  # noqa: E731
@@ -100,11 +91,11 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
                f"the late events in Redis; worker log:\n{worker.log_tail()}")
     wait_until(lambda: redis_client.hget(keys.agency("T04", "2024-12"), "events_duplicates") == "1", 30, "the duplicate")
 
-    after = {f: emc_cli(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
+    after = {f: emc(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
              for f, lang in formats}
     assert after == before
-    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
-    current = emc_cli(settings, "report", "--period", "2024-12", "--lang", "en").stdout
+    assert emc(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
+    current = emc(settings, "report", "--period", "2024-12", "--lang", "en").stdout
     assert "Status of the figures: restated after publication (version 1)" in current
     assert json.loads(after["json"])["finality"] == "published" and json.loads(after["json"])["published_version"] == 1
 
@@ -114,7 +105,7 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     change = [line for line in worker.metrics_text().splitlines()
               if line.startswith('emc_bulletin_national_ratio_change{period="2024-12"}')]
     assert len(change) == 1 and float(change[0].split()[-1]) == pytest.approx(8 / 20 - 4 / 18)
-    diff = json.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
+    diff = json.loads(emc(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
     expected = {a: c for (a, p), c in batch_counts(_events(everything)).items() if p == "2024-12"}
     restated = {a["code"]: a for a in diff["agencies"]}
     assert set(restated) == {"T01", "T11"}  # T04's duplicate changed nothing
@@ -129,22 +120,22 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert restated["T01"]["rank_before"] == 2 and restated["T01"]["rank_now"] == 1  # 2/2 = 100 %, tied with T04
     assert diff["events_since"]["events_duplicates"] == 1
     assert diff["national"]["before"]["resolved"] == 18 and diff["national"]["now"]["resolved"] == 20
-    text = emc_cli(settings, "bulletin", "diff", "2024-12").stdout
+    text = emc(settings, "bulletin", "diff", "2024-12").stdout
     assert "agencies restated since publication: 2" in text and "no longer under 10 %" in text
 
     # Redis lost the version: --as-published reads it from the topic (and writes it back).
     redis_client.delete(keys.bulletin("2024-12", 1))
-    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1", "--format", "json", "--lang", "en").stdout \
+    assert emc(settings, "report", "--period", "2024-12", "--as-published", "1", "--format", "json", "--lang", "en").stdout \
         == before["json"]
     assert redis_client.exists(keys.bulletin("2024-12", 1))
 
-    second = emc_cli(settings, "bulletin", "publish", "2024-12")
+    second = emc(settings, "bulletin", "publish", "2024-12")
     assert "published 2024-12 v2" in second.stdout
-    listing = json.loads(emc_cli(settings, "bulletin", "list", "--format", "json").stdout)
+    listing = json.loads(emc(settings, "bulletin", "list", "--format", "json").stdout)
     assert [(b["period"], b["version"]) for b in listing] == [("2024-12", 1), ("2024-12", 2)]
-    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
-    assert "đã công bố (phiên bản 2)" in emc_cli(settings, "report", "--period", "2024-12").stdout
-    assert json.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)["agencies"] == []
+    assert emc(settings, "report", "--period", "2024-12", "--as-published", "1").stdout == before["text"]
+    assert "đã công bố (phiên bản 2)" in emc(settings, "report", "--period", "2024-12").stdout
+    assert json.loads(emc(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)["agencies"] == []
     wait_until(lambda: 'emc_bulletin_restated_agencies{period="2024-12"} 0.0' in worker.metrics_text()
                and 'emc_bulletin_published_version{period="2024-12"} 2.0' in worker.metrics_text(), 60, "the gauges of v2")
 

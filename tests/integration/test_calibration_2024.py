@@ -18,10 +18,10 @@ from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance
 from streams.sinks.keys import RedisKeys
-from tests.integration.conftest import wait_until
-from tests.integration.test_bulletins import emc_cli
-from tests.oracle import batch_counts, nonzero
-from tests.published_figures import PUBLISHED_2024
+from tests.support.cli import emc
+from tests.support.oracle import batch_counts, nonzero
+from tests.support.published_figures import PUBLISHED_2024
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -99,9 +99,9 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
 
     # Issue 15: publish December 2024, then late events for it. `--as-published` still prints
     # the published bulletin, byte for byte; the current report and the diff show the change.
-    published = emc_cli(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12/2024")
+    published = emc(settings, "bulletin", "publish", "2024-12", "--note", "bản tin tháng 12/2024")
     assert "published 2024-12 v1" in published.stdout
-    as_published = emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout
+    as_published = emc(settings, "report", "--period", "2024-12", "--as-published").stdout
     december = nonzero(counts_from_hash(redis_client.hgetall(keys.agency("T01", "2024-12"))))
     late_at = "2024-12-20T03:00:00Z"
     late = [orjson.dumps(e) for n in range(5) for e in (
@@ -115,10 +115,10 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
         producer.flush()
     wait_until(lambda: int(redis_client.hget(keys.agency("T01", "2024-12"), "resolved")) == december["resolved"] + 5, 60,
                "the late December dossiers of T01")
-    assert emc_cli(settings, "report", "--period", "2024-12", "--as-published").stdout == as_published
-    current = emc_cli(settings, "report", "--period", "2024-12").stdout
+    assert emc(settings, "report", "--period", "2024-12", "--as-published").stdout == as_published
+    current = emc(settings, "report", "--period", "2024-12").stdout
     assert "đã điều chỉnh sau khi công bố (phiên bản 1)" in current and current != as_published
-    diff = orjson.loads(emc_cli(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
+    diff = orjson.loads(emc(settings, "bulletin", "diff", "2024-12", "--format", "json").stdout)
     [t01] = diff["agencies"]
     assert t01["code"] == "T01"
     assert (t01["before"]["resolved"], t01["now"]["resolved"]) == (december["resolved"], december["resolved"] + 5)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
@@ -23,17 +21,18 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.indicators import INDICATORS, indicator_fields
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
-from streams.local.demo import worker_environment
 from streams.sinks.keys import RedisKeys
 from streams.sinks.redis_snapshots import SnapshotPublisher
-from tests.integration.conftest import wait_until
+from tests.support.cli import emc
+from tests.support.events import rfc3339, wire_event
+from tests.support.metrics import sample_values
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +41,10 @@ TODAY = today_local()
 PROVINCES = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "province"]
 MINISTRIES = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "ministry"]
 A, B = PROVINCES[1], MINISTRIES[1]
+
+
+def _message(agency: str, event_id: str, kind: str, at: datetime, dossier: str | None = "D-1", **fields: object) -> tuple[bytes, bytes]:
+    return agency.encode(), orjson.dumps(wire_event(agency, event_id, dossier, kind, rfc3339(at), **fields))
 
 
 class _AnyText(str):
@@ -54,30 +57,6 @@ class _AnyText(str):
 ANY_TEXT = _AnyText()
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def emc(settings, *argv: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "streams.cli", *argv], env=worker_environment(settings),
-                            capture_output=True, text=True, timeout=90)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def _samples(text: str, name: str) -> dict[tuple, float]:
-    return {tuple(sorted(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples if s.name == name}
-
-
-def _event(agency: str, event_id: str, kind: str, at: datetime, dossier: str | None = "D-1", **fields: object) -> tuple[bytes, bytes]:
-    event = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency, "type": kind,
-             "occurred_at": _rfc3339(at), **fields}
-    if dossier is not None:
-        event["dossier_id"] = dossier
-    return agency.encode(), orjson.dumps(event)
-
-
 def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(settings, start_worker, redis_client) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     periods = current_periods(now)
@@ -85,14 +64,14 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     worker = start_worker()
     # A: one dossier today, with two payments (one online), digitized, electronic result, on time.
     events = [
-        _event(A, "a-r", "received", now - timedelta(seconds=90), channel="online", procedure_code="1.1", digitized=True,
-               due_at=_rfc3339(now + timedelta(days=3))),
-        _event(A, "a-p1", "fee_paid", now - timedelta(seconds=80), method="online", amount_vnd=30_000),
-        _event(A, "a-p2", "fee_paid", now - timedelta(seconds=70), method="in_person", amount_vnd=20_000),
-        _event(A, "a-i", "result_issued", now - timedelta(seconds=60), electronic=True),
-        _event(A, "a-x", "result_returned", now - timedelta(seconds=50), delivery="online"),
-        _event(A, "a-hb", "heartbeat", now, dossier=None),
-        _event(B, "b-hb", "heartbeat", now, dossier=None),
+        _message(A, "a-r", "received", now - timedelta(seconds=90), channel="online", procedure_code="1.1", digitized=True,
+               due_at=rfc3339(now + timedelta(days=3))),
+        _message(A, "a-p1", "fee_paid", now - timedelta(seconds=80), method="online", amount_vnd=30_000),
+        _message(A, "a-p2", "fee_paid", now - timedelta(seconds=70), method="in_person", amount_vnd=20_000),
+        _message(A, "a-i", "result_issued", now - timedelta(seconds=60), electronic=True),
+        _message(A, "a-x", "result_returned", now - timedelta(seconds=50), delivery="online"),
+        _message(A, "a-hb", "heartbeat", now, dossier=None),
+        _message(B, "b-hb", "heartbeat", now, dossier=None),
     ]
     with EventProducer(settings) as producer:
         for key, value in events:
@@ -108,19 +87,19 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
 
     emc(settings, "targets", "set", A, periods["month"], "0.9")
     emc(settings, "targets", "set", A, periods["year"], "75%")
-    emc(settings, "agency", "maintenance", B, "--until", _rfc3339(now + timedelta(hours=1)), "--reason", "nâng cấp")
+    emc(settings, "agency", "maintenance", B, "--until", rfc3339(now + timedelta(hours=1)), "--reason", "nâng cấp")
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
-    emc(settings, "agency", "maintenance", A, "--from", _rfc3339(now - timedelta(minutes=1)), "--until", _rfc3339(until),
+    emc(settings, "agency", "maintenance", A, "--from", rfc3339(now - timedelta(minutes=1)), "--until", rfc3339(until),
         "--reason", "chuyển đổi hệ thống")
 
     def in_maintenance() -> bool:
         doc = agency_doc(A)
-        series = _samples(worker.metrics_text(), "emc_agency_maintenance")
+        series = sample_values(worker.metrics_text(), "emc_agency_maintenance")
         return doc.get("status") == "maintenance" and series.get((("agency", A),)) == 1.0
 
     wait_until(in_maintenance, (until - datetime.now(UTC)).total_seconds(), "A in maintenance before `until`")
     doc = agency_doc(A)
-    assert doc["maintenance"] == {"from": _rfc3339(now - timedelta(minutes=1)), "until": _rfc3339(until), "reason": "chuyển đổi hệ thống"}
+    assert doc["maintenance"] == {"from": rfc3339(now - timedelta(minutes=1)), "until": rfc3339(until), "reason": "chuyển đổi hệ thống"}
     assert doc["target_ratio"] == 0.9
     status = json.loads(emc(settings, "agency", "status", "--format", "json").stdout)
     assert {d["code"]: d["status"] for d in status}[A] == "maintenance"
@@ -129,7 +108,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
 
     # The window ends by itself at `until`: back to connected (A's heartbeat is recent).
     def ended() -> bool:
-        series = _samples(worker.metrics_text(), "emc_agency_maintenance")
+        series = sample_values(worker.metrics_text(), "emc_agency_maintenance")
         return agency_doc(A).get("status") == "connected" and series.get((("agency", A),)) == 0.0
 
     wait_until(ended, 30, "A's maintenance to end at `until`")
@@ -150,7 +129,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
 
     # Targets: the agency's own, for the current month and year, beside the shipped block ones.
     text = worker.metrics_text()
-    targets = _samples(text, "emc_target_ratio")
+    targets = sample_values(text, "emc_target_ratio")
     assert targets[(("scope", A), ("window", "month"))] == 0.9
     assert targets[(("scope", A), ("window", "year"))] == 0.75
     assert (("scope", A), ("window", "quarter")) not in targets
@@ -173,9 +152,9 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     for name, value in expected.items():
         assert day_hash[fields[name]] == f"{float(value):.6f}"
         assert block_hash[fields[name]] == f"{float(value):.6f}"
-        assert _samples(text, "emc_indicator_ratio")[
+        assert sample_values(text, "emc_indicator_ratio")[
             (("agency", A), ("block", "province"), ("indicator", name), ("window", "day"))] == float(value)
-    assert not any(dict(k)["agency"] == B for k in _samples(text, "emc_indicator_ratio"))  # B has nothing: undefined
+    assert not any(dict(k)["agency"] == B for k in sample_values(text, "emc_indicator_ratio"))  # B has nothing: undefined
 
     # Restart: the new process rebuilds targets and windows from the compacted topic.
     worker.stop()
@@ -184,11 +163,11 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
 
     def restored() -> bool:
         text = worker.metrics_text()
-        return (_samples(text, "emc_agency_maintenance").get((("agency", B),)) == 1.0
-                and _samples(text, "emc_target_ratio").get((("scope", A), ("window", "month"))) == 0.95)
+        return (sample_values(text, "emc_agency_maintenance").get((("agency", B),)) == 1.0
+                and sample_values(text, "emc_target_ratio").get((("scope", A), ("window", "month"))) == 0.95)
 
     wait_until(restored, 120, f"control state after a restart; worker log:\n{worker.log_tail()}")
-    assert _samples(worker.metrics_text(), "emc_agency_maintenance")[(("agency", A),)] == 0.0
+    assert sample_values(worker.metrics_text(), "emc_agency_maintenance")[(("agency", A),)] == 0.0
 
     # --clear ends B's window at once; the window stays as history, cut at the moment of clearing.
     emc(settings, "agency", "maintenance", B, "--clear")
@@ -207,7 +186,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     wait_until(lambda: [u <= cleared_at for u in b_windows_end()] == [True], 30, "B's window, cut, in the month's list")
     [b_window] = in_period("ministry", periods["month"])[B]
     assert b_window["reason"] == "nâng cấp" and b_windows_end()[0] > now
-    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [_rfc3339(until)]
+    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [rfc3339(until)]
 
     # A window declared afterwards for a past month (the bulletin's Huế case) reaches that
     # month's list and its report, and not the month before.
@@ -231,7 +210,7 @@ def test_targets_and_maintenance_reach_the_worker_end_and_survive_a_restart(sett
     emc(settings, "agency", "maintenance", A, "--withdraw", "2024-12-02T00:00:00+07:00")
     wait_until(lambda: A not in in_period("province", "2024-12") and A not in in_period("province", "2024-12-21"), 30,
                "A's withdrawn window gone from the 2024-12 lists")
-    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [_rfc3339(until)]
+    assert [w["until"] for w in in_period("province", periods["month"])[A]] == [rfc3339(until)]
     assert len(emc(settings, "agency", "maintenance", A, "--list").stdout.splitlines()) == 2
 
 

@@ -18,8 +18,9 @@ from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.simulator import SimMessage, SimulationConfig, simulate
 from streams.sinks.keys import KEY_SEPARATOR, RedisKeys
-from tests.integration.conftest import WorkerProcess, wait_until
-from tests.oracle import batch_counts, nonzero
+from tests.integration.conftest import WorkerProcess
+from tests.support.oracle import batch_counts, nonzero
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

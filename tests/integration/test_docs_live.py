@@ -16,7 +16,7 @@ from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys
-from tests.integration.conftest import wait_until
+from tests.support.waiting import wait_until
 from tests.unit.docs.markdown import REPO_ROOT, fenced_blocks
 
 pytestmark = pytest.mark.integration

@@ -51,12 +51,15 @@ from streams.local.stack import RunningProcess, free_port, wait_for_port
 from streams.monitoring.dashboards import agency_dashboard, all_panel_queries, national_dashboard
 from streams.monitoring.dashboards_png import render_national_png
 from streams.settings import Settings, load_settings
-from tests.integration.conftest import WorkerProcess, wait_until
-from tests.oracle import batch_counts
+from tests.integration.conftest import WorkerProcess
+from tests.support.events import rfc3339, wire_event
+from tests.support.oracle import batch_counts
+from tests.support.paths import REPO_ROOT
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = REPO_ROOT / "deploy"
 REGISTRY = Registry.load()
 TODAY = today_local()
 PROVINCES = [a for a in REGISTRY.valid_on(TODAY) if a.block == "province"]
@@ -195,22 +198,9 @@ class _Webhook(ThreadingHTTPServer):
 
 # -- the events --------------------------------------------------------------------------------
 
-def _event(agency: str, event_id: str, kind: str, at: str, dossier: str | None = None, **fields: object) -> dict:
-    event: dict[str, object] = {"schema": "emc.dossier-event.v1", "event_id": event_id, "agency_code": agency,
-                                "type": kind, "occurred_at": at}
-    if dossier is not None:
-        event["dossier_id"] = dossier
-    event.update(fields)
-    return event
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def cast_messages(now: datetime) -> list[tuple[bytes | None, bytes]]:
     """Events dated now (so in every current window), heartbeats, and two dead letters."""
-    at = _rfc3339(now)
+    at = rfc3339(now)
     events = []
     for agency, (full, partial, offline) in CAST.items():
         modes = ["full_online"] * full + ["partial_online"] * partial + ["offline"] * offline
@@ -218,16 +208,16 @@ def cast_messages(now: datetime) -> list[tuple[bytes | None, bytes]]:
             dossier = f"D-{n}"
             channel = "in_person" if mode == "offline" else "online"
             delivery = "online" if mode == "full_online" else "in_person"
-            events.append(_event(agency, f"{dossier}-r", "received", at, dossier, channel=channel,
+            events.append(wire_event(agency, f"{dossier}-r", dossier, "received", at, channel=channel,
                                  procedure_code="1.001"))
-            events.append(_event(agency, f"{dossier}-x", "result_returned", at, dossier, delivery=delivery))
+            events.append(wire_event(agency, f"{dossier}-x", dossier, "result_returned", at, delivery=delivery))
         # One dossier still open: received, not resolved.
-        events.append(_event(agency, "open-r", "received", at, "OPEN", channel="online", procedure_code="1.002"))
-    events.append(_event(LOW, "hb-1", "heartbeat", at))
-    events.append(_event(SILENT, "hb-old", "heartbeat", _rfc3339(now - timedelta(hours=2))))
+        events.append(wire_event(agency, "open-r", "OPEN", "received", at, channel="online", procedure_code="1.002"))
+    events.append(wire_event(LOW, "hb-1", None, "heartbeat", at))
+    events.append(wire_event(SILENT, "hb-old", None, "heartbeat", rfc3339(now - timedelta(hours=2))))
     messages = [(e["agency_code"].encode(), orjson.dumps(e)) for e in events]
     messages.append((LOW.encode(), b"{not json"))
-    messages.append((b"ZZ99", orjson.dumps(_event("ZZ99", "u-1", "heartbeat", at))))
+    messages.append((b"ZZ99", orjson.dumps(wire_event("ZZ99", "u-1", None, "heartbeat", at))))
     return messages
 
 
@@ -338,7 +328,7 @@ def stack(broker: RunningProcess, redis_process: RunningProcess,
         worker.start()
         # As an operator declares it: through the control topic.
         subprocess.run([sys.executable, "-m", "streams.cli", "agency", "maintenance", MAINT,
-                        "--until", _rfc3339(now + timedelta(hours=2)), "--reason", "monitoring test"],
+                        "--until", rfc3339(now + timedelta(hours=2)), "--reason", "monitoring test"],
                        env=worker_environment(settings), check=True, capture_output=True, timeout=60)
         messages = cast_messages(now)
         with EventProducer(settings) as producer:

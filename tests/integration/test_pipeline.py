@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 from kafka import KafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.sinks.keys import RedisKeys
-from tests.integration.conftest import wait_until, wire_event
+from tests.support.events import wire_event
+from tests.support.metrics import samples
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +69,6 @@ def hand_written_stream(now: datetime) -> list[tuple[bytes | None, bytes]]:
     return messages[:5] + [duplicate] + bad + messages[5:]
 
 
-def _samples(text: str, name: str) -> list:
-    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
-
-
 def test_hand_written_stream_reaches_redis_metrics_and_dead_letters(settings, start_worker, redis_client) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     worker = start_worker()
@@ -118,21 +115,21 @@ def test_hand_written_stream_reaches_redis_metrics_and_dead_letters(settings, st
     # /metrics: every agency valid today has its series; today's dossier shows in every window.
     def metrics_ready() -> str:
         text = worker.metrics_text()
-        return text if any(s.labels.get("agency") == PROVINCE and s.value == 1.0 for s in _samples(text, "emc_full_online_ratio")) else ""
+        return text if any(s.labels.get("agency") == PROVINCE and s.value == 1.0 for s in samples(text, "emc_full_online_ratio")) else ""
 
     text = wait_until(metrics_ready, 30, "today's ratio in /metrics")
-    dossiers = _samples(text, "emc_dossiers")
+    dossiers = samples(text, "emc_dossiers")
     assert {s.labels["agency"] for s in dossiers} == {a.code for a in REGISTRY.valid_on(TODAY)}
     for window in ("day", "month", "quarter", "year"):
         value = next(s.value for s in dossiers if s.labels == {"agency": PROVINCE, "block": "province", "mode": "full_online", "window": window})
         assert value == 1.0
     assert all(s.value == 0 for s in dossiers if s.labels["agency"] == never)
-    ratios = {(s.labels["agency"], s.labels["window"]) for s in _samples(text, "emc_full_online_ratio")}
+    ratios = {(s.labels["agency"], s.labels["window"]) for s in samples(text, "emc_full_online_ratio")}
     assert (never, "day") not in ratios
-    events = {(s.labels["type"], s.labels["result"]): s.value for s in _samples(text, "emc_events_total")}
+    events = {(s.labels["type"], s.labels["result"]): s.value for s in samples(text, "emc_events_total")}
     assert sum(v for (t, r), v in events.items() if r == "dead_letter") == 6
     assert events[("received", "duplicate")] == 1
-    block = {(s.labels["block"], s.labels["window"]): s.value for s in _samples(text, "emc_block_full_online_ratio")}
+    block = {(s.labels["block"], s.labels["window"]): s.value for s in samples(text, "emc_block_full_online_ratio")}
     assert block[("province", "day")] == 1.0
     assert current_periods(now)["day"] == TODAY.isoformat()
 

@@ -4,7 +4,7 @@ One worker for the module. The events: ties (equal rates, the tie broken by reso
 code), an agency with received but nothing resolved (no figure, not 0 %), a province merged
 away on 2025-07-01 with events before the merger and a late one after it, absorbed ministries,
 a corrected (superseded) event, and a heartbeat. Every list in Redis and every report is
-compared with the rankings computed independently from the events (tests/oracle.py batch
+compared with the rankings computed independently from the events (tests/support/oracle.py batch
 counts + the pure ranking functions), not with hard-coded figures.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -32,8 +31,11 @@ from streams.local.stack import free_port
 from streams.settings import Settings, load_settings
 from streams.sinks.keys import RedisKeys
 from streams.sinks.redis_rankings import block_rankings
-from tests.integration.conftest import WorkerProcess, wait_until, wire_event
-from tests.oracle import batch_counts
+from tests.integration.conftest import WorkerProcess
+from tests.support.cli import emc
+from tests.support.events import wire_event
+from tests.support.oracle import batch_counts
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -136,9 +138,7 @@ class Fed:
         return json.loads(raw) if raw else {}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        env = dict(os.environ, EMC_REDIS_URL=self.settings.redis_url, EMC_REDIS_PREFIX=self.settings.redis_prefix,
-                   EMC_BROKER=self.settings.broker, EMC_APP_ID=self.settings.app_id)
-        return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+        return emc(self.settings, *args, check=False)
 
 
 def _statuses(events: list[dict]) -> dict[str, str]:

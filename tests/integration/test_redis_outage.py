@@ -13,7 +13,8 @@ from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.stack import start_redis
 from streams.sinks.keys import RedisKeys
-from tests.integration.conftest import WorkerProcess, wait_until
+from tests.integration.conftest import WorkerProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,28 +13,14 @@ from streams.reports.explain import CATEGORIES, explain, explanation_json, rende
 from streams.simulation.simulator import SimulationConfig, simulate
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores
-from tests.oracle import batch_counts
+from tests.support.oracle import batch_counts
+from tests.support.stores import RecordingStore
 
 AGENCIES = ("T01", "T35", "BCT")
 
 
-class ChangelogStore:
-    """A dict store that also keeps every write in order, like a Faust table's changelog."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.log: list[tuple[bytes, bytes]] = []
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def set(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-        self.log.append((key.encode("utf-8"), value))
-
-
 @pytest.fixture(scope="module")
-def applied() -> tuple[ChangelogStore, list]:
+def applied() -> tuple[RecordingStore, list]:
     config = SimulationConfig(
         agencies=AGENCIES, dossiers=300, seed=7,
         start=datetime(2025, 3, 20, tzinfo=timezone.utc), end=datetime(2025, 5, 10, tzinfo=timezone.utc),
@@ -47,8 +33,8 @@ def applied() -> tuple[ChangelogStore, list]:
         except InvalidEvent:
             pass
         offset += 1
-    dossiers = ChangelogStore()
-    applier = StateApplier(StateStores(ChangelogStore(), dossiers, ChangelogStore(), ChangelogStore()))
+    dossiers = RecordingStore()
+    applier = StateApplier(StateStores(RecordingStore(), dossiers, RecordingStore(), RecordingStore()))
     for start in range(0, len(events), 50):
         applier.apply_batch(events[start:start + 50])
     return dossiers, [e.event for e in events]
@@ -58,7 +44,7 @@ def applied() -> tuple[ChangelogStore, list]:
 @pytest.mark.parametrize("period", ["2025-04", "2025-Q2", "2025", "2025-04-15"])
 def test_counts_from_the_changelog_equal_the_batch_computation(applied, agency: str, period: str) -> None:
     dossiers, events = applied
-    rows = rows_from_records(dossiers.log, agency)
+    rows = rows_from_records(dossiers.changelog_records(), agency)
     expected = batch_counts(events).get((agency, period), {})
     result = explain(agency, period, rows, sample=2, redis_counts=dict(expected))
     assert {k: v for k, v in result.counts.items() if v} == expected
@@ -89,7 +75,7 @@ def test_superseded_events_are_shown_dead_with_what_superseded_them(applied) -> 
     dossiers, _ = applied
     found = 0
     for agency in AGENCIES:
-        for sample in explain(agency, "2025", rows_from_records(dossiers.log, agency), sample=1000).samples.values():
+        for sample in explain(agency, "2025", rows_from_records(dossiers.changelog_records(), agency), sample=1000).samples.values():
             for dossier in sample:
                 for e in dossier.events:
                     if not e.live:

@@ -7,8 +7,7 @@ import json
 import math
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
@@ -37,13 +36,15 @@ from streams.domain.control import (
 )
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
+from tests.support.events import rfc3339
+from tests.support.paths import REPO_ROOT
 
 REGISTRY = Registry.load()
 CODES = [a.code for a in REGISTRY]
 CURRENT = [a.code for a in REGISTRY if a.valid_to is None and a.valid_from <= date(2020, 1, 1)]
 ENDED = [a for a in REGISTRY if a.valid_to is not None or a.valid_from > date(2020, 1, 1)]
 SET_AT = "2025-05-01T00:00:00Z"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "agency-control.v1.json"
+SCHEMA_PATH = REPO_ROOT / "schemas" / "agency-control.v1.json"
 
 codes = st.sampled_from(CURRENT)
 years = st.integers(2020, 2030)
@@ -55,10 +56,6 @@ target_periods = st.one_of(
 ratios = st.floats(0, 1, allow_nan=False)
 instants = st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC))
 offsets = st.sampled_from([timedelta(0), timedelta(hours=7), timedelta(hours=-5), timedelta(hours=5, minutes=30)])
-
-
-def _rfc3339(moment: datetime, offset: timedelta) -> str:
-    return moment.astimezone(timezone(offset)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _us(moment: datetime) -> int:
@@ -125,7 +122,7 @@ def test_a_period_that_is_not_a_month_quarter_or_year_is_refused(period: str) ->
 def test_a_maintenance_window_needs_until_after_from_and_is_half_open(
     agency: str, start: datetime, until: datetime, off1: timedelta, off2: timedelta, reason: str, now: datetime
 ) -> None:
-    start_text, until_text = _rfc3339(start, off1), _rfc3339(until, off2)
+    start_text, until_text = rfc3339(start, off1), rfc3339(until, off2)
     start_s, until_s = start.replace(microsecond=0), until.replace(microsecond=0)
     if until_s <= start_s:
         with pytest.raises(InvalidControlRecord, match="until"):
@@ -324,7 +321,7 @@ BASE = datetime(2025, 5, 1, tzinfo=UTC)
 
 def _window(agency: str, start_h: int, length_h: int, reason: str = "upgrade"):
     start, until = BASE + timedelta(hours=start_h), BASE + timedelta(hours=start_h + length_h)
-    return make_maintenance(REGISTRY, agency, _rfc3339(start, timedelta(hours=7)), _rfc3339(until, timedelta(0)), reason, SET_AT)
+    return make_maintenance(REGISTRY, agency, rfc3339(start, timedelta(hours=7)), rfc3339(until, timedelta(0)), reason, SET_AT)
 
 
 def _state_of(windows) -> tuple[dict, ControlState]:
@@ -370,13 +367,13 @@ def test_clearing_ends_the_window_in_effect_keeps_history_and_drops_what_is_to_c
     records, state = _state_of([_window(agency, s, n, f"old{i}") for i, (s, n) in enumerate(existing)])
     now = BASE + timedelta(hours=now_h)
     now_us = _us(now)
-    after = _apply(records, clearing_messages(state, agency, _rfc3339(now, timedelta(0)), now_us))
+    after = _apply(records, clearing_messages(state, agency, rfc3339(now, timedelta(0)), now_us))
     windows = after.maintenance.get(agency, ())
     assert after.maintenance_at(agency, now_us) is None and after.pending_maintenance(agency, now_us) is None
     assert all(w.until_us <= now_us for w in windows)
     past_hours = {h for h in _hours_covered(state.maintenance.get(agency, ())) if h < now_h}
     assert _hours_covered(windows) == past_hours
-    assert clearing_messages(after, agency, _rfc3339(now, timedelta(0)), now_us) == []
+    assert clearing_messages(after, agency, rfc3339(now, timedelta(0)), now_us) == []
 
 
 def test_a_window_touches_the_local_days_it_covers_and_their_months_quarters_and_years() -> None:

@@ -21,11 +21,11 @@ import yaml
 
 from streams.monitoring import dashboards
 from streams.monitoring.dashboards import DATASOURCE, all_dashboards, all_panel_queries, main, render
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
-DATASOURCE_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
-RECORDING_RULES = ROOT / "deploy" / "prometheus" / "rules" / "recording.yml"
+DASHBOARD_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
+DATASOURCE_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+RECORDING_RULES = REPO_ROOT / "deploy" / "prometheus" / "rules" / "recording.yml"
 VARIABLES = {"agency": "T01", "window": "month"}
 
 PROMTOOL = shutil.which("promtool")

@@ -11,7 +11,6 @@ import functools
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import orjson
 import pytest
@@ -30,9 +29,10 @@ from streams.domain.events import (
     us_to_rfc3339,
 )
 from streams.errors import InvalidEvent
-from tests.strategies import identifiers, rfc3339_timestamps, timestamps, valid_event_dicts
+from tests.support.paths import REPO_ROOT
+from tests.support.strategies import identifiers, rfc3339_timestamps, timestamps, valid_event_dicts
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "dossier-event.v1.json"
+SCHEMA_PATH = REPO_ROOT / "schemas" / "dossier-event.v1.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 RFC3339_GRAMMAR = re.compile(

@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from streams.settings import ENV_VARS, load_settings
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
 
 # Contract section 6: the settings a worker takes from its environment.
 CONTRACT_ENV = {"EMC_BROKER", "EMC_REDIS_URL", "EMC_METRICS_PORT", "EMC_DATA_DIR"}
@@ -32,7 +32,7 @@ CONTRACT_ENV = {"EMC_BROKER", "EMC_REDIS_URL", "EMC_METRICS_PORT", "EMC_DATA_DIR
 
 def _docker_compose() -> str | None:
     return shutil.which("docker-compose") or next(
-        (str(p) for p in [ROOT / ".venv-compose" / "bin" / "docker-compose"] if p.exists()), None
+        (str(p) for p in [REPO_ROOT / ".venv-compose" / "bin" / "docker-compose"] if p.exists()), None
     )
 
 
@@ -44,7 +44,7 @@ def compose() -> dict:
         pytest.skip("docker-compose not installed (pip package docker-compose; dev.py puts it in .venv-compose)")
     # The project's own variables must not leak into the resolved file.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_", "EMC_"))}
-    result = subprocess.run([command, "-f", str(COMPOSE_FILE), "config"], cwd=ROOT, env=env,
+    result = subprocess.run([command, "-f", str(COMPOSE_FILE), "config"], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -80,7 +80,7 @@ def test_every_bind_mount_is_a_path_of_the_repository(compose: dict) -> None:
     assert mounts
     for name, source in mounts:
         path = Path(source)
-        assert path.is_relative_to(ROOT), f"{name}: {source} is outside the repository"
+        assert path.is_relative_to(REPO_ROOT), f"{name}: {source} is outside the repository"
         assert path.exists(), f"{name}: {source} does not exist"
 
 
@@ -88,8 +88,8 @@ def test_two_workers_are_built_from_the_dockerfile(compose: dict) -> None:
     workers = _workers(compose)
     assert len(workers) == 2
     for name, service in workers.items():
-        assert Path(service["build"]["context"]) == ROOT, name
-        assert (ROOT / service["build"].get("dockerfile", "Dockerfile")).exists()
+        assert Path(service["build"]["context"]) == REPO_ROOT, name
+        assert (REPO_ROOT / service["build"].get("dockerfile", "Dockerfile")).exists()
         assert service.get("command") in (None, ["worker"]), name
 
 
@@ -149,7 +149,7 @@ def test_prometheus_gets_its_config_and_rules(compose: dict) -> None:
 def test_alertmanager_gets_its_config(compose: dict) -> None:
     alertmanager = compose["services"]["alertmanager"]
     assert _mount_source(alertmanager, "/etc/alertmanager/alertmanager.yml") == \
-        ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+        REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
 def test_grafana_gets_provisioning_dashboards_and_datasource(compose: dict) -> None:
@@ -157,7 +157,7 @@ def test_grafana_gets_provisioning_dashboards_and_datasource(compose: dict) -> N
     assert _mount_source(grafana, "/etc/grafana/provisioning") == GRAFANA_PROVISIONING
     provider = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "emc.yml").read_text(encoding="utf-8"))
     dashboards_path = provider["providers"][0]["options"]["path"]
-    assert _mount_source(grafana, dashboards_path) == ROOT / "deploy" / "grafana" / "dashboards"
+    assert _mount_source(grafana, dashboards_path) == REPO_ROOT / "deploy" / "grafana" / "dashboards"
     datasource = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
 
@@ -170,4 +170,4 @@ def test_dockerfile_runs_emc_worker_from_python_3_11_slim() -> None:
     # Everything it copies from the build context exists.
     for line in re.findall(r"^COPY (?!--from)(.+)$", text, flags=re.MULTILINE):
         for source in line.split()[:-1]:
-            assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+            assert (REPO_ROOT / source).exists(), f"Dockerfile copies missing {source}"

@@ -35,7 +35,7 @@ from streams.reports.gather import Finality, ReportInputs, build_report
 from streams.reports.render import render
 from streams.sinks.redis_rankings import block_rankings
 from streams.worker.state import StateApplier, split_counter_key
-from tests.unit.test_state_exactness import _stores, _stream
+from tests.unit.worker.test_state_exactness import _stores, _stream
 
 REGISTRY = Registry.load()
 

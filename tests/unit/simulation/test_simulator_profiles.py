@@ -24,8 +24,8 @@ from streams.simulation.simulator import (
     day_weight,
     simulate,
 )
-from tests.oracle import batch_counts
-from tests.published_figures import PUBLISHED_2024, PUBLISHED_2025_04, PUBLISHED_2025_Q1_TOP
+from tests.support.oracle import batch_counts
+from tests.support.published_figures import PUBLISHED_2024, PUBLISHED_2025_04, PUBLISHED_2025_Q1_TOP
 
 REGISTRY = Registry.load()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -26,14 +25,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+from streams.local.stack import free_port
+from tests.support.paths import REPO_ROOT
+
+PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RECORDING_RULES = PROMETHEUS_DIR / "rules" / "recording.yml"
 ALERT_RULES = PROMETHEUS_DIR / "rules" / "alerts.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
-ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
-RUNBOOKS = ROOT / "docs" / "runbooks.md"
+ALERTMANAGER_CONFIG = REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
 
 SEVERITIES = {"page", "ticket", "info"}
 RATE_ALERTS = {"EmcAgencyLowMonthlyRate", "EmcAgencyBelowTarget", "EmcAgencyDailyRateDrop"}
@@ -49,7 +50,7 @@ needs_alertmanager = pytest.mark.skipif(
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
 
 def _alert_rules() -> list[dict]:
@@ -212,15 +213,9 @@ def test_inhibition_rules_name_existing_alerts() -> None:
             assert set(match.group(1).split("|")) <= set(ALERT_NAMES), matcher
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def alertmanager_url(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [ALERTMANAGER, f"--config.file={ALERTMANAGER_CONFIG}", f"--storage.path={tmp_path}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],  # no gossip port

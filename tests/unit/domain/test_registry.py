@@ -20,10 +20,10 @@ from streams.domain.registry import Registry
 from streams.errors import ConfigError, RegistryError
 from streams.reports.registry import render_registry
 from streams.reports.table import display_width
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "streams" / "data" / "registry.json"
-SCHEMA = ROOT / "schemas" / "registry.v1.json"
+DATA = REPO_ROOT / "streams" / "data" / "registry.json"
+SCHEMA = REPO_ROOT / "schemas" / "registry.v1.json"
 REGISTRY = Registry.load()
 TODAY = date(2026, 11, 25)
 LAST_DAY_OF_63, FIRST_DAY_OF_34 = date(2025, 6, 30), date(2025, 7, 1)

@@ -7,8 +7,6 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.indicators import (
@@ -18,6 +16,7 @@ from streams.domain.indicators import (
     indicators,
 )
 from streams.sinks.metrics import AgencyView, MetricsView, create_metrics
+from tests.support.metrics import sample_values
 
 # The definitions of issue 5 item 4, written out again: (numerator, denominator terms).
 DEFINITIONS = {
@@ -93,14 +92,6 @@ def test_indicators_never_fail_on_partial_counts(counts: dict[str, int]) -> None
         assert value == counts.get(numerator, 0) / sum(counts.get(t, 0) for t in terms)
 
 
-def _samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
-    text = generate_latest(registry).decode()
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples if s.name == name
-    }
-
-
 @given(consistent_counts(), consistent_counts())
 def test_the_indicator_metrics_are_absent_when_undefined(agency_counts: dict[str, int], block_counts: dict[str, int]) -> None:
     metrics = create_metrics(CollectorRegistry())
@@ -108,8 +99,8 @@ def test_the_indicator_metrics_are_absent_when_undefined(agency_counts: dict[str
         agencies=(AgencyView("T01", "province", "Hà Nội", "connected", False, None, None, {"month": agency_counts}),),
         block_counts_by_window={("province", "month"): block_counts},
     )
-    agency = _samples(metrics.registry, "emc_indicator_ratio")
-    block = _samples(metrics.registry, "emc_block_indicator_ratio")
+    agency = sample_values(metrics.registry, "emc_indicator_ratio")
+    block = sample_values(metrics.registry, "emc_block_indicator_ratio")
     for name, (numerator, terms) in DEFINITIONS.items():
         for counts, series, labels in (
             (agency_counts, agency, (("agency", "T01"), ("block", "province"), ("indicator", name), ("window", "month"))),

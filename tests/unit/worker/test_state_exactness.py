@@ -21,32 +21,23 @@ from streams.errors import InvalidEvent
 from streams.simulation.simulator import SimulationConfig, simulate
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores, read_counter_row
-from tests.oracle import batch_counts, nonzero
+from tests.support.oracle import batch_counts, nonzero
+from tests.support.stores import RecordingStore
 
 AGENCIES = ("T01", "T35", "BCT")
 
 
-class JournaledStore:
-    """A dict store that can be rolled back to a commit point plus a prefix of later writes."""
+class JournaledStore(RecordingStore):
+    """A store that can be rolled back to a commit point plus some of the writes since
+    (`writes` is the journal of the writes not committed yet)."""
 
     def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
+        super().__init__()
         self.durable: dict[str, bytes] = {}
-        self.journal: list[tuple[str, bytes]] = []
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def set(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-        self.journal.append((key, value))
-
-    def keys(self) -> list[str]:
-        return list(self.data)
 
     def commit(self) -> None:
         self.durable = dict(self.data)
-        self.journal.clear()
+        self.writes.clear()
 
     def crash(self, rng: random.Random) -> None:
         """Each key comes back as its committed version or any version written since.
@@ -56,7 +47,7 @@ class JournaledStore:
         newer local rows: per key, any version since the commit is possible.
         """
         versions: dict[str, list[bytes]] = {}
-        for key, value in self.journal:
+        for key, value in self.writes:
             versions.setdefault(key, []).append(value)
         self.data = dict(self.durable)
         survivors = []
@@ -65,7 +56,7 @@ class JournaledStore:
             if chosen >= 0:
                 self.data[key] = values[chosen]
                 survivors.append((key, values[chosen]))
-        self.journal = survivors  # still not committed
+        self.writes = survivors  # still not committed
 
 
 def _stream(seed: int, dossiers: int = 150) -> list[SourcedEvent]:
