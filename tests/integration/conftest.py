@@ -24,6 +24,10 @@ from streams.local.demo import worker_environment
 from streams.local.stack import RunningProcess, S3Store, free_port, start_redis, start_s3, start_tansu, wait_for_port
 from streams.settings import Settings, load_settings
 
+# Defined in tests/support; also importable from here for the tests that still import them so.
+from tests.support.events import wire_event  # noqa: F401
+from tests.support.waiting import wait_until  # noqa: F401
+
 pytestmark = pytest.mark.integration
 
 _names = itertools.count(1)
