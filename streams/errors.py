@@ -32,6 +32,11 @@ class ExternalServiceError(EmcError):
     """A broker, Redis or other external process could not be reached or started."""
 
 
+class InvariantError(EmcError):
+    """A check of the code's own logic failed: a bug, not bad input (raised where `assert`
+    would vanish under `python -O`)."""
+
+
 class InvalidControlRecord(EmcError):
     """A record of the agency-control topic (target, maintenance) is invalid: the CLI refuses
     it (exit 2) and a worker skips it with a log line."""

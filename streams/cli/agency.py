@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from streams.cli.control_input import FORMATS, checked, instant, now_rfc3339
+from streams.cli.control_input import FORMATS, checked, instant
 from streams.cli.flags import add_settings, settings_from, subcommands
 from streams.domain.control import (
     ControlState,
@@ -27,6 +27,7 @@ from streams.domain.control import (
     withdrawal_messages,
 )
 from streams.domain.events import rfc3339_to_us
+from streams.domain.instants import now_rfc3339
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, ExternalServiceError
 from streams.reports.table import percent_cell, render_table

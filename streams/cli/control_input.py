@@ -4,16 +4,11 @@ stops with one line and exit 2 before anything is sent to the control topic."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from streams.domain.events import rfc3339_to_us
 from streams.errors import ConfigError, InvalidControlRecord, InvalidEvent
 
 FORMATS = ("json", "table")
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_ratio(text: str) -> float:

@@ -38,13 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from streams.domain.periods import today_local
     from streams.domain.registry import Registry
     from streams.reports.bulletins import as_published_report, current_finality, load_document
-    from streams.reports.gather import gather_report
+    from streams.reports.gather import REPORT_BLOCKS, gather_report
     from streams.reports.render import render
 
     period = period_text(args.period)
     settings = settings_from(args)
     registry = Registry.load()
-    blocks = (args.block,) if args.block else ("province", "ministry")
+    blocks = (args.block,) if args.block else REPORT_BLOCKS
 
     async def current(client):  # noqa: ANN001, ANN202
         now = datetime.now(timezone.utc)

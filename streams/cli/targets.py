@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from streams.cli.control_input import FORMATS, checked, now_rfc3339, parse_ratio
+from streams.cli.control_input import FORMATS, checked, parse_ratio
 from streams.cli.flags import add_settings, settings_from, subcommands
 from streams.domain.control import ControlState, encode_record, make_target, target_key
-from streams.domain.registry import Registry
+from streams.domain.instants import now_rfc3339
+from streams.domain.registry import SCOPES, Registry
 from streams.reports.table import percent_cell, render_table
 from streams.settings import Settings
 
@@ -83,8 +84,8 @@ def _targets_list(args: argparse.Namespace, settings: Settings, registry: Regist
                           "agency_targets": agency_targets}, ensure_ascii=False, indent=2))
         return 0
     print("block and national targets (shipped, streams/data/targets.json)")
-    print(render_table(("year", "national", "ministry", "province"),
-                       [(str(year), *(percent_cell(scopes.get(s)) for s in ("national", "ministry", "province")))
+    print(render_table(("year", *SCOPES),
+                       [(str(year), *(percent_cell(scopes.get(s)) for s in SCOPES))
                         for year, scopes in shipped.items()]))
     print()
     print(f"agency targets ({settings.control_topic})")

@@ -30,18 +30,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from streams.domain.events import rfc3339_to_us
-from streams.domain.periods import (
-    Period,
-    local_date_of_us,
-    parse_period,
-    periods_of_day,
-    utc_datetime_of_us,
-)
+from streams.domain.instants import local_date_of_us, utc_datetime_of_us
+from streams.domain.periods import Period, parse_period, periods_of_day
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord, InvalidEvent
 
@@ -160,15 +155,15 @@ def make_target(registry: Registry, agency: object, period: object, ratio: objec
     if parsed.window not in TARGET_WINDOWS:
         raise InvalidControlRecord(f"period {period!r}: targets are set per month, quarter or year (YYYY-MM, YYYY-Qn, YYYY)")
     unit = registry.get(code)
-    assert unit is not None
+    if unit is None:  # _agency checked it already
+        raise InvalidControlRecord(f"unknown agency {code!r}")
     if not _overlaps(unit.valid_from, unit.valid_to, parsed.first_day, parsed.last_day):
         until = f" to {unit.valid_to.isoformat()}" if unit.valid_to else ""
         raise InvalidControlRecord(f"agency {code} is not valid in {period} (valid from {unit.valid_from.isoformat()}{until})")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or not 0 <= ratio <= 1:
         raise InvalidControlRecord(f"ratio must be a number between 0 and 1 (0.85 for 85 %), got {ratio!r}")
-    _timestamp("set_at", set_at)
-    assert isinstance(set_at, str)
-    return Target(code, period, parsed.window, float(ratio), set_at)
+    _timestamp("set_at", set_at)  # a string, or it raised
+    return Target(code, period, parsed.window, float(ratio), cast(str, set_at))
 
 
 def make_maintenance(
@@ -184,9 +179,8 @@ def make_maintenance(
         raise InvalidControlRecord("reason: say why the agency is in maintenance (a non-empty text)")
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidControlRecord(f"reason: at most {MAX_REASON_LENGTH} characters")
-    _timestamp("declared_at", declared_at)
-    assert isinstance(start, str) and isinstance(until, str) and isinstance(declared_at, str)
-    return Maintenance(code, start, until, reason.strip(), declared_at, start_us, until_us)
+    _timestamp("declared_at", declared_at)  # like from and until: a string, or it raised
+    return Maintenance(code, cast(str, start), cast(str, until), reason.strip(), cast(str, declared_at), start_us, until_us)
 
 
 def _overlaps(valid_from: date, valid_to: date | None, first: date, last: date) -> bool:

@@ -14,7 +14,8 @@ from datetime import date
 from functools import lru_cache
 
 from streams.domain.events import DossierEvent
-from streams.domain.periods import local_date_of_us, periods_of_day
+from streams.domain.instants import FIXED_OFFSET_SINCE_US, US_PER_DAY, VN_OFFSET_US, local_date_of_us
+from streams.domain.periods import periods_of_day
 
 COUNT_FIELDS: tuple[str, ...] = (
     "received",
@@ -45,11 +46,8 @@ MODES: tuple[str, ...] = ("full_online", "partial_online", "offline", "unclassif
 # quarter and year at once, so that each period's row is directly readable.
 Counts = dict[tuple[str, str], int]
 
-_US_PER_DAY = 86_400_000_000
-_VN_OFFSET_US = 7 * 3_600_000_000
-# Since 1975-06-13 Vietnam has been UTC+07:00 without exception; before that the tz database
-# knows other offsets, so older instants take the slow, exact path.
-_FIXED_OFFSET_SINCE_US = 171_824_400_000_000  # 1975-06-13T00:00:00+07:00
+# Since 1975-06-13 Vietnam has been UTC+07:00 without exception (FIXED_OFFSET_SINCE_US); before
+# that the tz database knows other offsets, so older instants take the slow, exact path.
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -60,8 +58,8 @@ def _periods_of_local_day_number(day_number: int) -> tuple[str, str, str, str]:
 
 def periods_at(epoch_us: int) -> tuple[str, str, str, str]:
     """Day, month, quarter and year periods (Asia/Ho_Chi_Minh) of an instant."""
-    if epoch_us >= _FIXED_OFFSET_SINCE_US:
-        return _periods_of_local_day_number((epoch_us + _VN_OFFSET_US) // _US_PER_DAY)
+    if epoch_us >= FIXED_OFFSET_SINCE_US:
+        return _periods_of_local_day_number((epoch_us + VN_OFFSET_US) // US_PER_DAY)
     local_day = local_date_of_us(epoch_us)
     return periods_of_day(local_day)
 
@@ -124,6 +122,19 @@ class Classification:
     received_at_us: int | None
     received_event: DossierEvent | None  # the earliest live received (else submitted)
     resolution_event: DossierEvent | None
+    channel_event: DossierEvent | None  # the live event the channel was taken from
+
+
+def is_in_person_step(event: DossierEvent, resolution: DossierEvent | None) -> bool:
+    """Whether a live event is an in-person step of its dossier (contract section 2): a fee paid
+    in person, a supplement handed in at a counter, or the resolution when it is a result
+    returned in person. `resolution` is the dossier's resolution event (None: unresolved)."""
+    if event.type == "fee_paid":
+        return event.method == "in_person"
+    if event.type == "supplement_received":
+        return bool(event.in_person)
+    return (event.type == "result_returned" and resolution is not None and event.event_id == resolution.event_id
+            and event.delivery == "in_person")
 
 
 def classify(live: list[DossierEvent]) -> Classification:
@@ -142,10 +153,9 @@ def classify(live: list[DossierEvent]) -> Classification:
         resolution = _earliest(by_type.get("rejected", []))
         outcome = "rejected" if resolution is not None else None
 
-    in_person_step = (
-        any(e.method == "in_person" for e in by_type.get("fee_paid", []))
-        or any(e.in_person for e in by_type.get("supplement_received", []))
-        or (outcome == "completed" and resolution is not None and resolution.delivery == "in_person")
+    in_person_step = any(
+        is_in_person_step(e, resolution)
+        for e in (*by_type.get("fee_paid", ()), *by_type.get("supplement_received", ()), *([resolution] if resolution else ()))
     )
 
     if channel == "unknown":
@@ -170,6 +180,7 @@ def classify(live: list[DossierEvent]) -> Classification:
         received_at_us=first_received.occurred_at_us if first_received is not None else None,
         received_event=first_received,
         resolution_event=resolution,
+        channel_event=channel_source,
     )
 
 

@@ -21,11 +21,12 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import orjson
 
-from streams.errors import InvalidEvent
+from streams.domain.instants import us_of
+from streams.errors import InvalidEvent, InvariantError
 
 EVENT_TYPES: tuple[str, ...] = (
     "submitted",
@@ -96,11 +97,9 @@ KEPT_FIELDS_BY_TYPE: dict[str, frozenset[str]] = {
     "voided": _DOSSIER_EVENT,
     "heartbeat": frozenset(),
 }
-assert tuple(REQUIRED_FIELDS_BY_TYPE) == tuple(KEPT_FIELDS_BY_TYPE) == EVENT_TYPES
+if not tuple(REQUIRED_FIELDS_BY_TYPE) == tuple(KEPT_FIELDS_BY_TYPE) == EVENT_TYPES:
+    raise InvariantError("the field tables of the event types do not list EVENT_TYPES in order")
 
-_EPOCH = datetime(1970, 1, 1)
-_EPOCH_UTC = _EPOCH.replace(tzinfo=timezone.utc)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 _ABSENT = object()
 
 
@@ -205,15 +204,7 @@ def rfc3339_to_us(text: str) -> int:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise _schema_error(f"{text!r} is an impossible date") from None
-    # Aware datetime minus aware datetime is exact integer arithmetic on days, seconds, µs.
-    return (moment - _EPOCH_UTC) // _ONE_MICROSECOND
-
-
-def us_to_rfc3339(us: int) -> str:
-    """Microseconds since the epoch as RFC 3339 in UTC: `Z` suffix, and a fraction of six
-    digits only when it is not zero."""
-    # timedelta arithmetic is exact on integers; isoformat omits a zero microsecond.
-    return (_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
+    return us_of(moment)
 
 
 def _string(name: str, value: object, max_length: int) -> str:

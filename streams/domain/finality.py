@@ -18,7 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from streams.domain.periods import VN_TZ, parse_period
+from streams.domain.instants import VN_TZ, us_of
+from streams.domain.periods import parse_period
 
 EVENT_COUNT_FIELDS: tuple[str, ...] = (
     "events_applied", "events_after_close", "events_corrections", "events_voids", "events_duplicates",
@@ -33,7 +34,7 @@ def period_end_us(period: str) -> int:
     """The first microsecond after the period, Asia/Ho_Chi_Minh (UTC epoch microseconds)."""
     p = parse_period(period)
     end = datetime.combine(p.last_day + timedelta(days=1), datetime.min.time(), tzinfo=VN_TZ)
-    return int(end.timestamp()) * 1_000_000
+    return us_of(end)
 
 
 def event_increments(*, duplicate: bool, event_type: str, supersedes: str | None, applied_at_us: int,

@@ -1,32 +1,14 @@
-"""Calendar periods in Asia/Ho_Chi_Minh time (contract section 3).
-
-Vietnam has used UTC+07:00 without daylight saving since 1975, but we still go through
-zoneinfo rather than a fixed offset so that any historical timestamp is placed by the tz
-database, and so that nobody is tempted to use a naive datetime.
-"""
+"""Calendar periods in Asia/Ho_Chi_Minh time (contract section 3); the zone and the
+instants are in `streams.domain.instants`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
-VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+from streams.domain.instants import VN_TZ, local_date_of_us
+
 WINDOWS: tuple[str, ...] = ("day", "month", "quarter", "year")
-
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def utc_datetime_of_us(epoch_us: int) -> datetime:
-    """An instant given in µs since the epoch as an aware UTC datetime (exact: timedelta
-    arithmetic on integers)."""
-    return _EPOCH_UTC + timedelta(microseconds=epoch_us)
-
-
-def local_date_of_us(epoch_us: int) -> date:
-    """The Asia/Ho_Chi_Minh calendar date of an instant given in µs since the epoch."""
-    return utc_datetime_of_us(epoch_us).astimezone(VN_TZ).date()
-
 
 def day_period(day: date) -> str:
     return day.isoformat()

@@ -39,12 +39,12 @@ from datetime import date
 from fractions import Fraction
 
 from streams.domain.control import Maintenance
-from streams.domain.periods import Period
-from streams.domain.registry import Agency, Registry
+from streams.domain.periods import Period, parse_period
+from streams.domain.registry import BLOCKS, Agency, Registry
+from streams.domain.reorg import AS_WAS, RESTATED, VIEWS, restate, restated_units
 
 DEFAULT_THRESHOLD = Fraction(1, 10)
 DEFAULT_TOP_N = 10
-VIEWS = ("as-was", "restated")
 STATUS_LISTS = ("silent", "never", "maintenance")
 
 
@@ -178,7 +178,7 @@ def build_block_ranking(
     statuses: Mapping[str, str],
     *,
     status_day: date,
-    view: str = "as-was",
+    view: str = AS_WAS,
     unit_codes: Iterable[str] | None = None,
     merged_from: Mapping[str, tuple[str, ...]] | None = None,
     threshold: Fraction = DEFAULT_THRESHOLD,
@@ -280,4 +280,36 @@ def ranking_json(ranking: BlockRanking, top_n: int = DEFAULT_TOP_N) -> dict:
         "no_figure": [unit_json(unit) for unit in ranking.no_figure],
         **{status: [status_json(unit) for unit in ranking.with_status(status)] for status in STATUS_LISTS},
         "maintenance_in_period": [maintained_json(unit) for unit in ranking.maintained],
+    }
+
+
+def block_rankings(
+    registry: Registry,
+    period_text: str,
+    counts: Mapping[str, Mapping[str, int]],
+    statuses: Mapping[str, str],
+    today: date,
+    view: str,
+    blocks: Iterable[str] = BLOCKS,
+    restate_on: date | None = None,
+    maintenance_windows: Mapping[str, Iterable[Maintenance]] | None = None,
+) -> dict[str, BlockRanking]:
+    """The rankings of a period in one view; restated onto the units valid on `restate_on`
+    (default `today`). Status lists are of the units valid `today`."""
+    period = parse_period(period_text)
+    if view == AS_WAS:
+        return {
+            block: build_block_ranking(block, period, counts, registry, statuses, status_day=today, view=AS_WAS,
+                                       maintenance_windows=maintenance_windows)
+            for block in blocks
+        }
+    on = restate_on or today
+    summed, sources = restate(counts, registry, on)
+    merged = {code: codes for code, codes in sources.items() if codes != (code,)}
+    return {
+        block: build_block_ranking(
+            block, period, summed, registry, statuses, status_day=today, view=RESTATED,
+            unit_codes=restated_units(registry, block, on), merged_from=merged, maintenance_windows=maintenance_windows,
+        )
+        for block in blocks
     }

@@ -22,6 +22,8 @@ from typing import Any
 from streams.errors import RegistryError
 
 BLOCKS = ("ministry", "province")
+NATIONAL = "national"
+SCOPES = (NATIONAL, *BLOCKS)  # what a block hash or a target is of: the nation or a block
 # Codes are Kafka message keys and Prometheus label values (contract section 1 and 5).
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}")
 ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

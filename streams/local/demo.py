@@ -18,13 +18,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import redis
 
+from streams.domain.instants import VN_FIXED_OFFSET, utc_datetime_of_us
 from streams.domain.periods import parse_period
-from streams.domain.registry import Registry
+from streams.domain.rankings import DEFAULT_THRESHOLD
+from streams.domain.registry import BLOCKS, SCOPES, Registry
 from streams.errors import ConfigError, ExternalServiceError
 from streams.kafka.producer import EventProducer
 from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port
@@ -34,7 +36,6 @@ from streams.simulation.simulator import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance, pump
 from streams.sinks.keys import RedisKeys
 
-_VN = timezone(timedelta(hours=7))
 SUMMARY_EVERY_S = 5.0
 
 
@@ -54,7 +55,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
 
 def _current_month_so_far(now: datetime) -> tuple[str, datetime, datetime]:
     """The current Asia/Ho_Chi_Minh month, as text, and its window from the first instant to `now`."""
-    local = now.astimezone(_VN)
+    local = now.astimezone(VN_FIXED_OFFSET)
     return f"{local:%Y-%m}", local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now
 
 
@@ -181,7 +182,7 @@ class _Summary:
         if now - self.last >= SUMMARY_EVERY_S:
             self.last = now
             at_us = min(max(at_us, self.simulation.start_us), self.simulation.end_us)
-            clock = datetime.fromtimestamp(at_us / 1e6, _VN).strftime("%Y-%m-%d %H:%M")
+            clock = utc_datetime_of_us(at_us).astimezone(VN_FIXED_OFFSET).strftime("%Y-%m-%d %H:%M")
             print(f"  [{clock} +07:00] {count:,} message{'s' if count != 1 else ''} published", flush=True)
             self.print_figures()
 
@@ -190,7 +191,7 @@ class _Summary:
         if self.worker.poll() is not None:
             raise ExternalServiceError(f"the worker exited with code {self.worker.returncode}; see its log")
         keys, month = RedisKeys(self.settings.redis_prefix), self.month
-        blocks = {b: self.client.hgetall(keys.block(b, month)) for b in ("national", "ministry", "province")}
+        blocks = {b: self.client.hgetall(keys.block(b, month)) for b in SCOPES}
         resolved = int(blocks["national"].get("resolved", "0"))
         found = (int(blocks["national"].get("full_online", "0")), resolved)
         if "full_online_rate" not in blocks["national"]:
@@ -204,8 +205,8 @@ class _Summary:
             if ranking:
                 names = ", ".join(f"{self._short(code)} {score * 100:.1f} %" for code, score in ranking)
                 print(f"    {title}: {names}", flush=True)
-        under = {b: self.client.zcount(keys.rank(b, month), 0, "(0.1") for b in ("ministry", "province")}
-        print(f"    under 10 %: {under['ministry']} ministries, {under['province']} provinces", flush=True)
+        under = {b: self.client.zcount(keys.rank(b, month), 0, f"({float(DEFAULT_THRESHOLD)}") for b in BLOCKS}
+        print(f"    under {float(DEFAULT_THRESHOLD) * 100:.0f} %: {under['ministry']} ministries, {under['province']} provinces", flush=True)
         return found
 
     def watch(self, deadline: float | None, exit_when_done: bool) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.domain.periods import WINDOWS
+from streams.domain.rankings import DEFAULT_THRESHOLD
+from streams.domain.registry import BLOCKS, SCOPES
 from streams.domain.targets import block_targets
 
 # The provisioned datasource (deploy/grafana/provisioning/datasources/prometheus.yml).
@@ -36,7 +38,7 @@ DASHBOARD_FILES: dict[str, str] = {NATIONAL_UID: "emc-national.json", AGENCY_UID
 # emc_target_ratio and drawn as lines; a threshold cannot follow a query, so gauges show
 # the 2025 targets (read from the same data file as the worker's).
 TARGETS_2025 = block_targets(2025)
-LOW_RATE = 0.10  # the published "agencies under 10 %" list
+LOW_RATE = float(DEFAULT_THRESHOLD)  # the published "agencies under 10 %" list
 BLOCK_NAMES = {"national": "National (toàn quốc)", "ministry": "Ministries (khối bộ, ngành)",
                "province": "Provinces (khối địa phương)"}
 GRID_WIDTH = 24
@@ -210,10 +212,10 @@ def national_dashboard() -> dict[str, Any]:
                 TARGETS_2025[block],
                 description=f"Fully-online dossiers / resolved dossiers in the current period. "
                             f"Green from the 2025 target ({TARGETS_2025[block]:.0%})."), 5, 6)
-        for block in ("national", "ministry", "province")
+        for block in SCOPES
     ]
     rankings = []
-    for block in ("ministry", "province"):
+    for block in BLOCKS:
         rate = f'emc:agency_full_online_ratio:max{{block="{block}", {window}}}'
         rankings.append((_table(f"Top 10 {block} agencies ($window)", f"topk(10, {_with_name(rate)})",
                                 value_name="rate", unit="percentunit"), 6, 10))

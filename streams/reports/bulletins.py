@@ -37,23 +37,19 @@ from streams.domain.bulletin import (
     windows_of,
 )
 from streams.domain.finality import PUBLISHED, period_finality
-from streams.domain.periods import VN_TZ, parse_period
-from streams.domain.rankings import ranking_json
-from streams.domain.registry import BLOCKS, Registry
+from streams.domain.instants import VN_TZ, rfc3339_utc, us_of
+from streams.domain.periods import parse_period
+from streams.domain.rankings import block_rankings, ranking_json
+from streams.domain.registry import BLOCKS, SCOPES, Registry
 from streams.domain.reorg import AS_WAS
 from streams.domain.reorg import RESTATED as RESTATED_VIEW
 from streams.errors import ConfigError
-from streams.reports.gather import SCOPES, Finality, ReportData, ReportInputs, build_report, read_report_inputs
+from streams.reports.gather import Finality, ReportData, ReportInputs, build_report, read_report_inputs
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
 from streams.sinks.metrics import PublishedPeriod
-from streams.sinks.redis_rankings import block_rankings
 
 log = logging.getLogger(__name__)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_rfc3339(text: str) -> datetime:
@@ -99,7 +95,7 @@ def build_document(registry: Registry, period: str, version: int, note: str | No
         "schema": BULLETIN_SCHEMA,
         "period": period,
         "version": version,
-        "published_at": _rfc3339(now),
+        "published_at": rfc3339_utc(now, "milliseconds"),
         "published_on": on.isoformat(),
         "note": note,
         "agencies": {code: dict(fields) for code, fields in sorted(agencies.items())},
@@ -276,7 +272,7 @@ async def current_finality(client: aioredis.Redis, registry: Registry, prefix: s
         if doc is not None:
             agencies, _ = await read_period_hashes(client, registry, keys, period)
             restated = restated_agency_count(doc["agencies"], agencies) > 0
-    state = period_finality(period, int(now.timestamp() * 1_000_000), latest, restated)
+    state = period_finality(period, us_of(now), latest, restated)
     return Finality(state, latest)
 
 

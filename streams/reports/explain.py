@@ -21,16 +21,23 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import orjson
-
-from streams.domain.dossier import COUNT_FIELDS, Classification, classify, dossier_counts, live_events, periods_at
-from streams.domain.events import DossierEvent, us_to_rfc3339
+from streams.domain.dossier import (
+    COUNT_FIELDS,
+    Classification,
+    classify,
+    dossier_counts,
+    is_in_person_step,
+    live_events,
+    periods_at,
+)
+from streams.domain.events import DossierEvent
+from streams.domain.instants import us_to_rfc3339
+from streams.domain.reorg import AS_WAS
 from streams.errors import ExternalServiceError
 from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
-from streams.worker.codec import event_from_wire
+from streams.worker.state import decode_dossier_row, row_key
 
-SEP = "\x1f"
 CATEGORIES = ("full_online", "partial_online", "offline", "unclassified", "rejected", "withdrawn", "voided")
 
 
@@ -72,46 +79,35 @@ class Explanation:
         return {k: v for k, v in self.counts.items() if v} == {k: v for k, v in self.redis_counts.items() if v}
 
 
-def _latest(events: list[DossierEvent]) -> DossierEvent | None:
-    # The contract's tie rule: latest occurred_at, ties to the greater event_id.
-    return max(events, key=lambda e: (e.occurred_at_us, e.event_id)) if events else None
-
-
-def _roles(event: DossierEvent, c: Classification, channel_event: DossierEvent | None) -> tuple[str, ...]:
+def _roles(event: DossierEvent, c: Classification) -> tuple[str, ...]:
     roles = []
-    if channel_event is not None and event.event_id == channel_event.event_id:
+    if c.channel_event is not None and event.event_id == c.channel_event.event_id:
         roles.append("channel")
     if c.received_event is not None and event.event_id == c.received_event.event_id:
         roles.append("received")
     if c.resolution_event is not None and event.event_id == c.resolution_event.event_id:
         roles.append("resolution")
-    if (
-        (event.type == "fee_paid" and event.method == "in_person")
-        or (event.type == "supplement_received" and event.in_person)
-        or ("resolution" in roles and event.type == "result_returned" and event.delivery == "in_person")
-    ):
+    if is_in_person_step(event, c.resolution_event):
         roles.append("in_person_step")
     if event.type in ("voided", "withdrawn"):
         roles.append(event.type)
     return tuple(roles)
 
 
-def explain_dossier(dossier_id: str, row: list) -> tuple[ExplainedDossier, list[DossierEvent]]:
-    """A dossier row (`[[source_partition, offset, wire], ...]`) explained; also its live events."""
-    applied = [(sp, off, event_from_wire(wire)) for sp, off, wire in row]
-    events = [e for _, _, e in applied]
+def explain_dossier(dossier_id: str, row: bytes) -> tuple[ExplainedDossier, list[DossierEvent]]:
+    """A dossier row as the worker stores it (streams/worker/state.py) explained; also its live events."""
+    applied = decode_dossier_row(row)
+    events = [a.event for a in applied]
     live = live_events(events)
     live_ids = {e.event_id for e in live}
     c = classify(live)
-    received = [e for e in live if e.type == "received"]
-    channel_event = _latest(received) or _latest([e for e in live if e.type == "submitted" and e.channel is not None])
     explained = tuple(
         ExplainedEvent(
-            event=e, source_partition=sp, offset=off, live=e.event_id in live_ids,
-            superseded_by=tuple(sorted(o.event_id for o in events if o.supersedes == e.event_id)),
-            roles=_roles(e, c, channel_event) if e.event_id in live_ids else (),
+            event=a.event, source_partition=a.source_partition, offset=a.offset, live=a.event.event_id in live_ids,
+            superseded_by=tuple(sorted(o.event_id for o in events if o.supersedes == a.event.event_id)),
+            roles=_roles(a.event, c) if a.event.event_id in live_ids else (),
         )
-        for sp, off, e in sorted(applied, key=lambda a: (a[2].occurred_at_us, a[2].event_id))
+        for a in sorted(applied, key=lambda a: (a.event.occurred_at_us, a.event.event_id))
     )
     return ExplainedDossier(dossier_id, c.mode, c.channel, c.outcome, c.voided, c.in_person_step, explained), live
 
@@ -119,7 +115,7 @@ def explain_dossier(dossier_id: str, row: list) -> tuple[ExplainedDossier, list[
 def explain(
     agency: str,
     period: str,
-    rows: Mapping[str, list],
+    rows: Mapping[str, bytes],
     sample: int = 3,
     redis_counts: dict[str, int] | None = None,
 ) -> Explanation:
@@ -154,10 +150,10 @@ def explain(
 # -- reading the changelog -------------------------------------------------------------------
 
 
-def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agency: str) -> dict[str, list]:
-    """The last value of each key of `agency`, decoded (a tombstone removes the row)."""
-    prefix = f"{agency}{SEP}".encode("utf-8")
-    rows: dict[str, list] = {}
+def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agency: str) -> dict[str, bytes]:
+    """The last value of each key of `agency` (a tombstone removes the row), by dossier id."""
+    prefix = row_key(agency, "").encode("utf-8")
+    rows: dict[str, bytes] = {}
     for key, value in records:
         if key is None or not key.startswith(prefix):
             continue
@@ -165,11 +161,11 @@ def rows_from_records(records: Iterable[tuple[bytes | None, bytes | None]], agen
         if value is None:
             rows.pop(dossier_id, None)
         else:
-            rows[dossier_id] = orjson.loads(value)
+            rows[dossier_id] = value
     return rows
 
 
-def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) -> dict[str, list]:
+def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) -> dict[str, bytes]:
     """Read the dossiers changelog to its end (the fetch high watermark, see streams/worker/faust_transport.py on Tansu)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
@@ -230,7 +226,7 @@ def explanation_json(x: Explanation) -> dict:
     return {
         "agency": x.agency,
         "period": x.period,
-        "view": "as-was",
+        "view": AS_WAS,
         "counts": x.counts,
         "full_online_rate": round(x.counts["full_online"] / x.counts["resolved"], 6) if x.counts["resolved"] else None,
         "redis_counts": x.redis_counts,

@@ -21,20 +21,19 @@ import redis.asyncio as aioredis
 
 from streams.domain.control import Maintenance
 from streams.domain.periods import Period, parse_period
-from streams.domain.rankings import BlockRanking
-from streams.domain.registry import Registry
+from streams.domain.rankings import BlockRanking, block_rankings
+from streams.domain.registry import SCOPES, Registry
 from streams.domain.reorg import AS_WAS
 from streams.domain.snapshot import counts_from_hash
 from streams.domain.targets import block_targets
 from streams.sinks.keys import RedisKeys, as_text
 from streams.sinks.redis_rankings import (
-    block_rankings,
     read_maintenance_windows,
     read_period_counts,
     read_statuses,
 )
 
-SCOPES = ("national", "ministry", "province")
+REPORT_BLOCKS = ("province", "ministry")  # the bulletins list the provinces first
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +177,7 @@ async def gather_report(
     prefix: str,
     period_text: str,
     *,
-    blocks: Sequence[str] = ("province", "ministry"),
+    blocks: Sequence[str] = REPORT_BLOCKS,
     view: str = AS_WAS,
     top_n: int = 10,
     today: date,

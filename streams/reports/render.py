@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from streams.domain.control import Maintenance
-from streams.domain.periods import VN_TZ, utc_datetime_of_us
+from streams.domain.instants import VN_TZ, utc_datetime_of_us
 from streams.domain.rankings import (
     STATUS_LISTS,
     MaintainedUnit,

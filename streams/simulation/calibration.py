@@ -27,7 +27,7 @@ from typing import Any
 
 from streams.domain.periods import Period, parse_period
 from streams.domain.registry import BLOCKS, Registry
-from streams.errors import ConfigError
+from streams.errors import ConfigError, InvariantError
 
 PROFILES: tuple[str, ...] = ("2024", "2025")
 
@@ -305,5 +305,6 @@ def _capped_split(total: int, capacities: Sequence[int]) -> list[int]:
     parts = largest_remainder(total, capacities)
     # Largest remainder in proportion to the capacities never exceeds one: floor(total*c/C) + 1
     # <= c whenever the remainder is positive, because total <= C.
-    assert all(p <= c for p, c in zip(parts, capacities))
+    if any(p > c for p, c in zip(parts, capacities)):
+        raise InvariantError(f"largest remainder split {parts} exceeds the capacities {list(capacities)}")
     return parts

@@ -10,12 +10,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
+from streams.domain.instants import VN_FIXED_OFFSET, utc_datetime_of_us
 from streams.errors import ConfigError
-
-_VN = timezone(timedelta(hours=7))
 
 
 class Pacer:
@@ -73,7 +71,7 @@ class Progress:
         done = min(max((at_us - self.start_us) / span, 0.0), 1.0)
         width = 24
         bar = "#" * round(done * width) + "." * (width - round(done * width))
-        day = datetime.fromtimestamp(at_us / 1e6, _VN).strftime("%Y-%m-%d %H:%M")
+        day = utc_datetime_of_us(at_us).astimezone(VN_FIXED_OFFSET).strftime("%Y-%m-%d %H:%M")
         rate = count / max(now - self._started, 1e-9)
         line = f"[{bar}] {done:4.0%}  {day}  {count:,} messages  {rate:,.0f}/s"
         if self.tty:

@@ -24,14 +24,12 @@ from datetime import date, datetime, timedelta, timezone
 import orjson
 
 from streams.domain.control import Maintenance, make_maintenance
-from streams.domain.events import SCHEMA_ID, us_to_rfc3339
+from streams.domain.events import SCHEMA_ID
+from streams.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_S, VN_FIXED_OFFSET, VN_OFFSET_US, us_of, us_to_rfc3339
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError
 from streams.simulation.calibration import Calibration, Plan, largest_remainder, plan
-
-_US_PER_DAY = 86_400_000_000
-_VN_OFFSET_US = 7 * 3_600_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +60,6 @@ class SimulationConfig:
             raise ValueError("no agencies to simulate")
         if self.end <= self.start or self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("start and end must be aware datetimes with start < end")
-
-
-def _us(moment: datetime) -> int:
-    return int((moment - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()) * 1_000_000 + moment.microsecond
 
 
 class _Lifecycle:
@@ -133,7 +127,7 @@ class _Lifecycle:
 def simulate(config: SimulationConfig) -> Iterator[SimMessage]:
     """Messages in emission order: mostly by time, with late, duplicated and bad ones mixed in."""
     rng = random.Random(config.seed)
-    start_us, end_us = _us(config.start), _us(config.end)
+    start_us, end_us = us_of(config.start), us_of(config.end)
     span = end_us - start_us
     timeline: list[tuple[int, int, dict]] = []  # (emit time, tie-breaker, event)
     for number in range(config.dossiers):
@@ -142,7 +136,7 @@ def simulate(config: SimulationConfig) -> Iterator[SimMessage]:
         begins_us = start_us + rng.randrange(span)
         if rng.random() < config.midnight_share:
             # Local midnight is 17:00:00Z; land within two seconds either side of it.
-            midnight = (begins_us + _VN_OFFSET_US) // _US_PER_DAY * _US_PER_DAY - _VN_OFFSET_US
+            midnight = (begins_us + VN_OFFSET_US) // US_PER_DAY * US_PER_DAY - VN_OFFSET_US
             begins_us = midnight + rng.randrange(-2_000_000, 2_000_000)
         # A lifecycle gets its own generator so that it can be rebuilt earlier, with the same
         # steps, when it would run past `end`: no event may be dated after the window.
@@ -188,7 +182,7 @@ def simulate(config: SimulationConfig) -> Iterator[SimMessage]:
 
 def _event_us(event: dict) -> int:
     moment = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-    return _us(moment)
+    return us_of(moment)
 
 
 def _bad_message(rng: random.Random, event: dict) -> SimMessage:
@@ -207,9 +201,6 @@ def _bad_message(rng: random.Random, event: dict) -> SimMessage:
 
 # --- calibrated national traffic ---------------------------------------------------------
 
-_US_PER_S = 1_000_000
-_US_PER_HOUR = 3_600_000_000
-_VN = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has been UTC+07:00 without DST since 1975
 # Tết holidays (public-service offices closed), approximate, by year.
 _TET: dict[int, tuple[date, date]] = {
     2023: (date(2023, 1, 20), date(2023, 1, 26)),
@@ -226,7 +217,7 @@ _RESOLUTION_HOURS = (0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.1, 1.5, 4.0, 4.0, 4.0
 _SUBMISSION_HOURS = (0.1, 0.05, 0.03, 0.03, 0.05, 0.2, 0.6, 1.5, 3.0, 3.5, 3.5, 2.5, 1.0, 1.5, 3.0, 3.0,
                      2.5, 1.5, 1.0, 1.3, 1.6, 1.4, 0.8, 0.3)
 _PROCESSING_DAYS = ((0, 0.12), (1, 0.2), (2, 0.16), (3, 0.15), (5, 0.12), (7, 0.1), (10, 0.08), (15, 0.05), (20, 0.02))
-_MAX_LOOKBACK_US = 27 * _US_PER_DAY  # a lifecycle starts at most this long before its end
+_MAX_LOOKBACK_US = 27 * US_PER_DAY  # a lifecycle starts at most this long before its end
 _FEES = (20_000, 50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000, 2_000_000, 5_000_000)
 
 
@@ -299,7 +290,7 @@ class ProfileSimulation:
         self.registry = registry or Registry.load()
         self.calibration = calibration or Calibration.load(config.profile, self.registry)
         if config.start is not None and config.end is not None:
-            self.start_us, self.end_us = _us(config.start), _us(config.end)
+            self.start_us, self.end_us = us_of(config.start), us_of(config.end)
         else:
             try:
                 period = parse_period(config.period or self.calibration.default_period)
@@ -309,7 +300,7 @@ class ProfileSimulation:
                 raise ConfigError("the period must be a year, quarter or month")
             self.start_us = _local_midnight_us(period.first_day)
             self.end_us = _local_midnight_us(period.last_day + timedelta(days=1))
-        self._now_us = _us(datetime.now(timezone.utc)) // _US_PER_S * _US_PER_S  # nothing is dated after it is made
+        self._now_us = us_of(datetime.now(timezone.utc)) // US_PER_S * US_PER_S  # nothing is dated after it is made
         self._senders: dict[tuple[str, date], str | None] = {}
         self.days = self._window_days()
         units = [u.code for u in self.calibration.units if u.code not in self.calibration.silent]
@@ -324,15 +315,15 @@ class ProfileSimulation:
     def _fractions(self) -> list[tuple[date, float]]:
         """Local days of the window with the fraction of each that lies inside it."""
         out = []
-        day = datetime.fromtimestamp(self.start_us / _US_PER_S, _VN).date()
+        day = datetime.fromtimestamp(self.start_us / US_PER_S, VN_FIXED_OFFSET).date()
         while True:
             begin = _local_midnight_us(day)
             if begin >= self.end_us:
                 return out
-            end = begin + _US_PER_DAY
+            end = begin + US_PER_DAY
             inside = min(end, self.end_us) - max(begin, self.start_us)
             if inside > 0:
-                out.append((day, inside / _US_PER_DAY))
+                out.append((day, inside / US_PER_DAY))
             day += timedelta(days=1)
 
     def maintenance_windows(self) -> list[Maintenance]:
@@ -344,7 +335,7 @@ class ProfileSimulation:
             start_us = _local_midnight_us(stretch.first_day)
             until_us = _local_midnight_us(stretch.last_day + timedelta(days=1))
             if start_us < self.end_us and self.start_us < until_us:
-                start = datetime(stretch.first_day.year, stretch.first_day.month, stretch.first_day.day, tzinfo=_VN)
+                start = datetime(stretch.first_day.year, stretch.first_day.month, stretch.first_day.day, tzinfo=VN_FIXED_OFFSET)
                 until = start + timedelta(days=(stretch.last_day - stretch.first_day).days + 1)
                 out.append(make_maintenance(self.registry, stretch.agency, start.isoformat(), until.isoformat(),
                                             stretch.reason, start.isoformat()))
@@ -462,7 +453,7 @@ class ProfileSimulation:
                     dossier = self._resolved_dossier(rng, unit, dossier_id, rng.choice(["full_online", "offline"]), "completed", at)
                     last = dossier.events[-1]["_at"]
                     # Up to ten days later, but never in the future (a window ending now).
-                    void_at = min(last + rng.randrange(_US_PER_HOUR, 10 * _US_PER_DAY), max(last + _US_PER_S, self._now_us))
+                    void_at = min(last + rng.randrange(US_PER_HOUR, 10 * US_PER_DAY), max(last + US_PER_S, self._now_us))
                     self._event(dossier, "voided", void_at)
                 else:
                     dossier = self._open_dossier(rng, unit, dossier_id, at, withdrawn=kind == "withdrawn")
@@ -471,15 +462,15 @@ class ProfileSimulation:
     def _time_on(self, rng: random.Random, day: date, hours: Sequence[float]) -> int:
         """An instant of `day` (local) inside the window, drawn by the hour weights."""
         midnight = _local_midnight_us(day)
-        lo, hi = max(midnight, self.start_us), min(midnight + _US_PER_DAY, self.end_us)
-        allowed = [h for h in range(24) if midnight + (h + 1) * _US_PER_HOUR > lo and midnight + h * _US_PER_HOUR < hi]
+        lo, hi = max(midnight, self.start_us), min(midnight + US_PER_DAY, self.end_us)
+        allowed = [h for h in range(24) if midnight + (h + 1) * US_PER_HOUR > lo and midnight + h * US_PER_HOUR < hi]
         hour = rng.choices(allowed, weights=[hours[h] for h in allowed])[0]
-        begin = max(lo, midnight + hour * _US_PER_HOUR)
-        end = min(hi, midnight + (hour + 1) * _US_PER_HOUR)
-        return begin + rng.randrange(max(end - begin, 1)) // _US_PER_S * _US_PER_S
+        begin = max(lo, midnight + hour * US_PER_HOUR)
+        end = min(hi, midnight + (hour + 1) * US_PER_HOUR)
+        return begin + rng.randrange(max(end - begin, 1)) // US_PER_S * US_PER_S
 
     def _sender_at(self, unit: str, at_us: int) -> str:
-        day = datetime.fromtimestamp(at_us / _US_PER_S, _VN).date()
+        day = datetime.fromtimestamp(at_us / US_PER_S, VN_FIXED_OFFSET).date()
         code = self.sender(unit, day)
         if code is None:  # pragma: no cover - only days where the unit sends are drawn
             raise ValueError(f"{unit} sends nothing on {day}")
@@ -507,21 +498,21 @@ class ProfileSimulation:
                received: bool = True) -> int:
         """submitted / received events before `end_us`; returns the received time."""
         days = rng.choices([d for d, _ in _PROCESSING_DAYS], weights=[w for _, w in _PROCESSING_DAYS])[0]
-        at = end_us - days * _US_PER_DAY - rng.randrange(10 * 60 * _US_PER_S, 8 * _US_PER_HOUR)
+        at = end_us - days * US_PER_DAY - rng.randrange(10 * 60 * US_PER_S, 8 * US_PER_HOUR)
         at = max(at, end_us - _MAX_LOOKBACK_US)
-        at = at // _US_PER_S * _US_PER_S
+        at = at // US_PER_S * US_PER_S
         procedure = f"{rng.choice((1, 2))}.{rng.randrange(0, 13000):06d}"
         lean = self.config.lean
         if not received:
             self._event(dossier, "submitted", at, procedure_code=procedure)
             return at
         if channel == "online" and not lean and rng.random() < 0.25:
-            self._event(dossier, "submitted", at - rng.randrange(_US_PER_S, 12 * _US_PER_HOUR) // _US_PER_S * _US_PER_S,
+            self._event(dossier, "submitted", at - rng.randrange(US_PER_S, 12 * US_PER_HOUR) // US_PER_S * US_PER_S,
                         procedure_code=procedure, channel="online")
         fields: dict[str, object] = {"procedure_code": procedure, "channel": channel}
         if not lean:
             fields["digitized"] = rng.random() < (0.8 if channel == "online" else 0.45)
-            fields["due_at"] = us_to_rfc3339(at + rng.choice((3, 5, 7, 10, 15, 20)) * _US_PER_DAY)
+            fields["due_at"] = us_to_rfc3339(at + rng.choice((3, 5, 7, 10, 15, 20)) * US_PER_DAY)
         self._event(dossier, "received", at, **fields)
         return at
 
@@ -562,7 +553,7 @@ class ProfileSimulation:
             return dossier
         if not lean:
             electronic = rng.random() < (0.85 if mode == "full_online" else 0.35)
-            self._event(dossier, "result_issued", max(received_at, resolved_at - rng.randrange(0, 2 * _US_PER_DAY)) // _US_PER_S * _US_PER_S,
+            self._event(dossier, "result_issued", max(received_at, resolved_at - rng.randrange(0, 2 * US_PER_DAY)) // US_PER_S * US_PER_S,
                         electronic=electronic)
         if step == "delivery":
             delivery = "in_person"
@@ -601,7 +592,7 @@ class ProfileSimulation:
                 else:
                     wrong["delivery"] = "in_person" if right["delivery"] != "in_person" else "online"
                 right["supersedes"] = wrong["event_id"]
-                right["_emit"] = right["_at"] + rng.randrange(_US_PER_S, 2 * _US_PER_DAY)
+                right["_emit"] = right["_at"] + rng.randrange(US_PER_S, 2 * US_PER_DAY)
                 events.append(wrong)
         key = dossier.code.encode()
         for event in events:
@@ -613,32 +604,32 @@ class ProfileSimulation:
         every = self.config.heartbeat_every
         if every is None:
             return
-        step = int(every.total_seconds() * _US_PER_S)
+        step = int(every.total_seconds() * US_PER_S)
         lo = max(_local_midnight_us(date(year, month, 1)), self.start_us)
         hi = min(_local_midnight_us(date(year + month // 12, month % 12 + 1, 1)), self.end_us)
         # Anchored at the window's end, so a window ending now ends with every sending unit's
         # heartbeat (none looks silent at the start of a live run), then one every `step` back.
-        last = self.end_us - _US_PER_S
+        last = self.end_us - US_PER_S
         first = last - max(0, (last - lo) // step) * step
         for unit in self.plan.units:
             for t in range(first, hi, step):
-                day = datetime.fromtimestamp(t / _US_PER_S, _VN).date()
+                day = datetime.fromtimestamp(t / US_PER_S, VN_FIXED_OFFSET).date()
                 if not self._sends(unit.code, day):
                     continue
                 code = self.sender(unit.code, day)
-                event = {"schema": SCHEMA_ID, "event_id": f"{code}-hb-{t // _US_PER_S}", "agency_code": code,
+                event = {"schema": SCHEMA_ID, "event_id": f"{code}-hb-{t // US_PER_S}", "agency_code": code,
                          "type": "heartbeat", "occurred_at": us_to_rfc3339(t)}
                 yield t, code.encode(), orjson.dumps(event)  # type: ignore[union-attr]
 
     def _with_noise(self, rng: random.Random, emit: int, key: bytes, value: bytes) -> Iterator[tuple[int, bytes, bytes]]:
         config = self.config
         if rng.random() < config.late_share:
-            emit += rng.randrange(_US_PER_HOUR, 15 * _US_PER_DAY)
+            emit += rng.randrange(US_PER_HOUR, 15 * US_PER_DAY)
         if rng.random() < config.bad_share:
             yield emit, *_dead_letter(rng, key, value)
         yield emit, key, value
         if rng.random() < config.duplicate_share:
-            yield emit + rng.randrange(_US_PER_S, 2 * _US_PER_HOUR), key, value
+            yield emit + rng.randrange(US_PER_S, 2 * US_PER_HOUR), key, value
 
 
 def _dead_letter(rng: random.Random, key: bytes, value: bytes) -> tuple[bytes, bytes]:
@@ -660,4 +651,4 @@ def _round(x: float) -> int:
 
 
 def _local_midnight_us(day: date) -> int:
-    return _us(datetime(day.year, day.month, day.day, tzinfo=_VN))
+    return us_of(datetime(day.year, day.month, day.day, tzinfo=VN_FIXED_OFFSET))

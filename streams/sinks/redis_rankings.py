@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date
 
 import orjson
 import redis.asyncio as aioredis
@@ -37,17 +37,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.domain.control import Maintenance, maintenance_from_history
+from streams.domain.instants import now_rfc3339
 from streams.domain.periods import parse_period
 from streams.domain.rankings import (
-    BlockRanking,
-    build_block_ranking,
+    block_rankings,
     maintained_json,
     ranked_json,
     ranking_json,
     status_json,
 )
-from streams.domain.registry import BLOCKS, Registry
-from streams.domain.reorg import AS_WAS, RESTATED, restate, restated_units
+from streams.domain.registry import Registry
+from streams.domain.reorg import AS_WAS, RESTATED
 from streams.domain.snapshot import counts_from_hash
 from streams.sinks.keys import RedisKeys, as_text
 
@@ -94,38 +94,6 @@ async def read_maintenance_windows(client: aioredis.Redis, keys: RedisKeys) -> d
         except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
             log.warning("unreadable maintenance windows of %s in %s, left out: %s", agency, keys.maintenance_windows, exc)
     return out
-
-
-def block_rankings(
-    registry: Registry,
-    period_text: str,
-    counts: Mapping[str, Mapping[str, int]],
-    statuses: Mapping[str, str],
-    today: date,
-    view: str,
-    blocks: Iterable[str] = BLOCKS,
-    restate_on: date | None = None,
-    maintenance_windows: Mapping[str, Iterable[Maintenance]] | None = None,
-) -> dict[str, BlockRanking]:
-    """The rankings of a period in one view; restated onto the units valid on `restate_on`
-    (default `today`). Status lists are of the units valid `today`."""
-    period = parse_period(period_text)
-    if view == AS_WAS:
-        return {
-            block: build_block_ranking(block, period, counts, registry, statuses, status_day=today, view=AS_WAS,
-                                       maintenance_windows=maintenance_windows)
-            for block in blocks
-        }
-    on = restate_on or today
-    summed, sources = restate(counts, registry, on)
-    merged = {code: codes for code, codes in sources.items() if codes != (code,)}
-    return {
-        block: build_block_ranking(
-            block, period, summed, registry, statuses, status_day=today, view=RESTATED,
-            unit_codes=restated_units(registry, block, on), merged_from=merged, maintenance_windows=maintenance_windows,
-        )
-        for block in blocks
-    }
 
 
 class RankingPublisher:
@@ -183,7 +151,7 @@ class RankingPublisher:
             log.warning("not a period in the rankings dirty set, ignored: %r", period)
             return
         counts = await read_period_counts(self._client, self.keys, self._registry, period)
-        generated_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        generated_at = now_rfc3339("milliseconds")
         values: dict[str, bytes] = {}
         for view in (AS_WAS, RESTATED):
             for block, ranking in block_rankings(self._registry, period, counts, statuses, today, view,

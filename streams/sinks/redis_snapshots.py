@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
 
 import orjson
 import redis.asyncio as aioredis
@@ -27,7 +26,8 @@ from redis.retry import Retry
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.finality import EVENT_COUNT_FIELDS
 from streams.domain.indicators import INDICATORS
-from streams.domain.registry import Registry
+from streams.domain.instants import now_rfc3339, rfc3339_utc, utc_datetime_of_us
+from streams.domain.registry import NATIONAL, SCOPES, Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys
@@ -147,13 +147,7 @@ return changed and 1 or 0
 
 
 def _rfc3339(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _rfc3339_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if us is None else rfc3339_utc(utc_datetime_of_us(us))
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -228,7 +222,7 @@ class SnapshotPublisher:
     async def _write_agencies(
         self, dirty: set[tuple[str, str]], read_counts: CountsReader, agency_docs: Mapping[str, dict]
     ) -> None:
-        updated_at = _rfc3339_now()
+        updated_at = now_rfc3339("milliseconds")
         ordered = sorted(dirty)
         for start in range(0, len(ordered), 500):
             async with self._client.pipeline(transaction=False) as pipe:
@@ -236,7 +230,7 @@ class SnapshotPublisher:
                     block = self._block_of(agency)
                     counts = read_counts(agency, period)
                     keys = [self.keys.agency(agency, period), self.keys.block(block, period),
-                            self.keys.block("national", period), self.keys.rank(block, period),
+                            self.keys.block(NATIONAL, period), self.keys.rank(block, period),
                             self.keys.rankings_dirty]
                     args = [agency, updated_at, period, *(int(counts.get(name, 0)) for name in COUNT_FIELDS),
                             *(int(counts.get(name, 0)) for name in EVENT_COUNT_FIELDS)]
@@ -253,7 +247,7 @@ class SnapshotPublisher:
 
     async def read_blocks(self, periods: Iterable[str]) -> None:
         """Refresh `block_counts` for these periods (for the leader's block gauges)."""
-        wanted = [(block, period) for period in periods for block in ("ministry", "province", "national")]
+        wanted = [(block, period) for period in periods for block in SCOPES]
         async with self._client.pipeline(transaction=False) as pipe:
             for block, period in wanted:
                 pipe.hgetall(self.keys.block(block, period))

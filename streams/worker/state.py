@@ -38,7 +38,7 @@ from streams.domain.finality import event_increments, period_end_us
 from streams.domain.periods import periods_of_us
 from streams.worker.codec import SourcedEvent, event_from_wire, event_to_wire
 
-SEP = "\x1f"
+SEP = "\x1f"  # between the parts of a row key (agency, then event id, dossier id or period)
 
 
 class KeyValueStore(Protocol):
@@ -63,11 +63,15 @@ class BatchOutcome:
 
     results: Counter = field(default_factory=Counter)  # (type, result) -> n
     dirty_counters: set[tuple[str, str]] = field(default_factory=set)  # (agency, period)
-    touched_agencies: set[str] = field(default_factory=set)
+
+
+def row_key(agency: str, name: str) -> str:
+    """The key of an agency's row in a table: its event id, dossier id or period after the agency."""
+    return f"{agency}{SEP}{name}"
 
 
 def counter_key(agency: str, period: str) -> str:
-    return f"{agency}{SEP}{period}"
+    return row_key(agency, period)
 
 
 def split_counter_key(key: str) -> tuple[str, str]:
@@ -113,19 +117,22 @@ class AgencyRow:
 
 
 @dataclass(slots=True)
-class _AppliedEvent:
+class AppliedEvent:
+    """One event of a dossier row, with the source position at which it was applied."""
+
     source_partition: int
     offset: int
     event: DossierEvent
 
 
-def _decode_dossier(raw: bytes | None) -> list[_AppliedEvent]:
+def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
+    """A dossier row (`[[source_partition, offset, event in wire form], ...]`) as applied events."""
     if raw is None:
         return []
-    return [_AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)]
+    return [AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)]
 
 
-def _encode_dossier(applied: list[_AppliedEvent]) -> bytes:
+def encode_dossier_row(applied: list[AppliedEvent]) -> bytes:
     return orjson.dumps([[a.source_partition, a.offset, event_to_wire(a.event)] for a in applied])
 
 
@@ -143,7 +150,7 @@ class StateApplier:
         # Rows read or written in this batch, written back once at the end. Writing at the
         # end is safe: each row's stored offsets say exactly which events it contains.
         index_rows: dict[str, bytes] = {}
-        dossier_rows: dict[str, list[_AppliedEvent]] = {}
+        dossier_rows: dict[str, list[AppliedEvent]] = {}
         counter_rows: dict[str, CounterRow] = {}
         agency_rows: dict[str, AgencyRow] = {}
         dirty_dossiers: set[str] = set()
@@ -152,7 +159,6 @@ class StateApplier:
         for item in batch:
             event = item.event
             agency = event.agency_code
-            outcome.touched_agencies.add(agency)
             self._note_agency_activity(agency_rows, event)
             if event.type == "heartbeat":
                 # Heartbeats change no count; taking the max time is idempotent, so a
@@ -160,7 +166,7 @@ class StateApplier:
                 outcome.results[(event.type, "applied")] += 1
                 continue
 
-            index_key = f"{agency}{SEP}{event.event_id}"
+            index_key = row_key(agency, event.event_id)
             position = orjson.dumps([item.source_partition, item.offset])
             first_position = index_rows.get(index_key)
             if first_position is None:
@@ -170,10 +176,10 @@ class StateApplier:
                 self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
                 continue
 
-            dossier_key = f"{agency}{SEP}{event.dossier_id}"
+            dossier_key = row_key(agency, event.dossier_id)
             applied = dossier_rows.get(dossier_key)
             if applied is None:
-                applied = _decode_dossier(self._stores.dossiers.get(dossier_key))
+                applied = decode_dossier_row(self._stores.dossiers.get(dossier_key))
                 dossier_rows[dossier_key] = applied
 
             delta = self._delta_for(applied, item)
@@ -191,7 +197,7 @@ class StateApplier:
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
         for key in dirty_dossiers:
-            self._stores.dossiers.set(key, _encode_dossier(dossier_rows[key]))
+            self._stores.dossiers.set(key, encode_dossier_row(dossier_rows[key]))
         for key in dirty_counters:
             self._stores.counters.set(key, counter_rows[key].encode())
             outcome.dirty_counters.add(split_counter_key(key))
@@ -200,7 +206,7 @@ class StateApplier:
         return outcome
 
     @staticmethod
-    def _delta_for(applied: list[_AppliedEvent], item: SourcedEvent) -> Counts | None:
+    def _delta_for(applied: list[AppliedEvent], item: SourcedEvent) -> Counts | None:
         """The counter deltas of applying `item` to a dossier; None for a duplicate.
 
         Mutates `applied` when the event is new to the dossier.
@@ -217,7 +223,7 @@ class StateApplier:
             after = counts_of_applied(a.event for a in applied[: position + 1])
             return counts_delta(before, after)
         before = counts_of_applied(a.event for a in applied)
-        applied.append(_AppliedEvent(item.source_partition, item.offset, event))
+        applied.append(AppliedEvent(item.source_partition, item.offset, event))
         after = counts_of_applied(a.event for a in applied)
         return counts_delta(before, after)
 

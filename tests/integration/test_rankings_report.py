@@ -25,12 +25,12 @@ import redis
 
 from streams.domain.events import event_from_mapping
 from streams.domain.periods import today_local
+from streams.domain.rankings import block_rankings
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.stack import free_port
 from streams.settings import Settings, load_settings
 from streams.sinks.keys import RedisKeys
-from streams.sinks.redis_rankings import block_rankings
 from tests.integration.conftest import WorkerProcess
 from tests.support.cli import emc
 from tests.support.events import wire_event

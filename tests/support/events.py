@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+
+from streams.domain.instants import rfc3339_utc
 
 SCHEMA_ID = "emc.dossier-event.v1"
 
@@ -19,5 +21,6 @@ def wire_event(agency: str, event_id: str, dossier: str | None, kind: str, at: s
 
 def rfc3339(moment: datetime, offset: timedelta | None = None) -> str:
     """`moment` as RFC 3339 text to the second, at `offset` (default UTC, written `Z`)."""
-    zone = UTC if offset is None else timezone(offset)
-    return moment.astimezone(zone).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if offset is None:
+        return rfc3339_utc(moment)
+    return moment.astimezone(timezone(offset)).isoformat(timespec="seconds").replace("+00:00", "Z")

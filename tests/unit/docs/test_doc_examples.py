@@ -30,9 +30,8 @@ from streams.cli.main import build_parser
 from streams.domain.control import record_from_json
 from streams.domain.dossier import dossier_counts, live_events, unique_events
 from streams.domain.events import InvalidEvent, parse_event, rfc3339_to_us
-from streams.domain.rankings import ranking_json
+from streams.domain.rankings import block_rankings, ranking_json
 from streams.domain.registry import Registry
-from streams.sinks.redis_rankings import block_rankings
 from tests.unit.docs.markdown import REPO_ROOT, Block, anchors, documents, fenced_blocks, links
 
 REGISTRY = Registry.load()

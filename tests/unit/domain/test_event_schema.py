@@ -26,8 +26,8 @@ from streams.domain.events import (
     event_from_mapping,
     parse_event,
     rfc3339_to_us,
-    us_to_rfc3339,
 )
+from streams.domain.instants import us_to_rfc3339
 from streams.errors import InvalidEvent
 from tests.support.paths import REPO_ROOT
 from tests.support.strategies import identifiers, rfc3339_timestamps, timestamps, valid_event_dicts

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.domain.dossier import periods_at
-from streams.domain.periods import VN_TZ, current_periods, parse_period, periods_of_day
+from streams.domain.instants import VN_TZ
+from streams.domain.periods import current_periods, parse_period, periods_of_day
 
 
 def _us(text: str) -> int:

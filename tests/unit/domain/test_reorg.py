@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.periods import parse_period
-from streams.domain.rankings import build_block_ranking
+from streams.domain.rankings import block_rankings, build_block_ranking
 from streams.domain.registry import Registry
 from streams.domain.reorg import restate, restated_units
-from streams.sinks.redis_rankings import block_rankings
 
 REGISTRY = Registry.load()
 TODAY = date(2026, 1, 15)

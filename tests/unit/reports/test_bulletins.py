@@ -29,11 +29,11 @@ from streams.domain.finality import (
     period_finality,
 )
 from streams.domain.periods import periods_of_us
+from streams.domain.rankings import block_rankings
 from streams.domain.registry import Registry
 from streams.reports.bulletins import build_document, inputs_of
 from streams.reports.gather import Finality, ReportInputs, build_report
 from streams.reports.render import render
-from streams.sinks.redis_rankings import block_rankings
 from streams.worker.state import StateApplier, split_counter_key
 from tests.unit.worker.test_state_exactness import _stores, _stream
 

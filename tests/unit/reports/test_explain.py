@@ -88,5 +88,5 @@ def test_superseded_events_are_shown_dead_with_what_superseded_them(applied) -> 
 def test_last_value_per_key_and_only_the_agencys_keys() -> None:
     row1, row2 = b'[[0, 1, ["a"]]]', b'[[0, 2, ["b"]]]'
     records = [(b"T1\x1fd1", row1), (b"T10\x1fd1", row2), (b"T1\x1fd1", row2), (b"T1\x1fd2", row1), (b"T1\x1fd2", None), (None, row1)]
-    assert rows_from_records(records, "T1") == {"d1": [[0, 2, ["b"]]]}
-    assert rows_from_records(records, "T10") == {"d1": [[0, 2, ["b"]]]}
+    assert rows_from_records(records, "T1") == {"d1": row2}
+    assert rows_from_records(records, "T10") == {"d1": row2}

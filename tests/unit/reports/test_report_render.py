@@ -12,6 +12,7 @@ import pytest
 from streams.cli.main import main
 from streams.domain.control import make_maintenance
 from streams.domain.periods import parse_period
+from streams.domain.rankings import block_rankings
 from streams.domain.registry import Registry
 from streams.reports.gather import BlockSection, ReportData, Totals
 from streams.reports.render import (
@@ -21,7 +22,6 @@ from streams.reports.render import (
     render_json,
     render_text,
 )
-from streams.sinks.redis_rankings import block_rankings
 
 REGISTRY = Registry.load()
 TODAY = date(2026, 1, 15)

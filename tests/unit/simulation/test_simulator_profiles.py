@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from streams.domain.events import parse_event
-from streams.domain.periods import local_date_of_us
+from streams.domain.instants import local_date_of_us
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, InvalidEvent
 from streams.simulation.calibration import Calibration, plan
