@@ -12,7 +12,7 @@ from streams.cli.flags import add_settings, settings_from
 from streams.errors import ConfigError
 from streams.simulation.calibration import PROFILES
 from streams.simulation.pacing import Pacer, Progress
-from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance, pump
 
 

@@ -32,7 +32,7 @@ from streams.kafka.producer import EventProducer
 from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port
 from streams.settings import ENV_VARS, Settings, load_settings
 from streams.simulation.pacing import Pacer
-from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance, pump
 from streams.sinks.keys import RedisKeys
 

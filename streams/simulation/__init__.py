@@ -1,4 +1,5 @@
-"""Calibrated traffic: the simple and the profile simulators, calibration data, pacing.
+"""Traffic: the simple and the profile (calibrated) simulators, calibration data, pacing, sending.
 
-May import `streams.domain` only (plus the cross-cutting errors); publishing is the CLI's job.
+May import `streams.domain` and the cross-cutting settings/errors; only `traffic.py` sends
+(through `streams.kafka`, imported when it sends).
 """

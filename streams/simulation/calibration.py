@@ -44,7 +44,10 @@ class UnitCalibration:
 
 
 @dataclass(frozen=True, slots=True)
-class Maintenance:
+class MaintenanceStretch:
+    """A published stretch of days an agency was in maintenance (dates, not instants: the
+    simulator declares it on the control topic as a `streams.domain.control.Maintenance`)."""
+
     agency: str
     first_day: date  # Asia/Ho_Chi_Minh dates, both inclusive
     last_day: date
@@ -73,7 +76,7 @@ class Calibration:
     default_period: str
     units: tuple[UnitCalibration, ...]
     silent: frozenset[str]
-    maintenance: tuple[Maintenance, ...]
+    maintenance: tuple[MaintenanceStretch, ...]
     national_rate: float | None
     block_rates: Mapping[str, float]
     top10: Mapping[str, tuple[str, ...]]  # block -> codes in published order
@@ -112,7 +115,7 @@ class Calibration:
             units=tuple(units),
             silent=frozenset(doc.get("silent", ())),
             maintenance=tuple(
-                Maintenance(m["agency"], date.fromisoformat(m["from"]), date.fromisoformat(m["until"]), m["reason"])
+                MaintenanceStretch(m["agency"], date.fromisoformat(m["from"]), date.fromisoformat(m["until"]), m["reason"])
                 for m in doc.get("maintenance", ())
             ),
             national_rate=published.get("national"),

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 
 from streams.settings import Settings
 from streams.simulation.pacing import Pacer, Progress
-from streams.simulation.simulator import ProfileSimulation, SimMessage
+from streams.simulation.profile import ProfileSimulation
+from streams.simulation.simulator import SimMessage
 
 
 def declare_maintenance(settings: Settings, simulation: ProfileSimulation) -> None:

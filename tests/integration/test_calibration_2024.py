@@ -15,7 +15,7 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
-from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance
 from streams.sinks.keys import RedisKeys
 from tests.support.cli import emc

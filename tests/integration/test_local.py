@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local.stack import free_port
-from streams.simulation.simulator import ProfileConfig, ProfileSimulation
+from streams.simulation.profile import ProfileConfig, ProfileSimulation
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,8 @@ from streams.domain.instants import local_date_of_us
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, InvalidEvent
 from streams.simulation.calibration import Calibration, plan
-from streams.simulation.simulator import (
-    ProfileConfig,
-    ProfileSimulation,
-    SimulationConfig,
-    day_weight,
-    simulate,
-)
+from streams.simulation.profile import ProfileConfig, ProfileSimulation, day_weight
+from streams.simulation.simulator import SimulationConfig, simulate
 from tests.support.oracle import batch_counts
 from tests.support.published_figures import PUBLISHED_2024, PUBLISHED_2025_04, PUBLISHED_2025_Q1_TOP
 
