@@ -7,13 +7,11 @@ from datetime import datetime, timezone
 import pytest
 
 from streams.domain.dossier import COUNT_FIELDS, MODES
-from streams.domain.events import parse_event
-from streams.errors import InvalidEvent
 from streams.reports.explain import CATEGORIES, explain, explanation_json, render_explanation_text, rows_from_records
-from streams.simulation.simulator import SimulationConfig, simulate
-from streams.worker.codec import SourcedEvent
+from streams.simulation.simulator import SimulationConfig
 from streams.worker.state import StateApplier, StateStores
 from tests.support.oracle import batch_counts
+from tests.support.simulated import sourced_events
 from tests.support.stores import RecordingStore
 
 AGENCIES = ("T01", "T35", "BCT")
@@ -26,13 +24,7 @@ def applied() -> tuple[RecordingStore, list]:
         start=datetime(2025, 3, 20, tzinfo=timezone.utc), end=datetime(2025, 5, 10, tzinfo=timezone.utc),
         duplicate_share=0.15, correction_share=0.15, void_share=0.05, late_share=0.2, bad_share=0.0,
     )
-    events, offset = [], 0
-    for message in simulate(config):
-        try:
-            events.append(SourcedEvent(0, offset, parse_event(message.value, message.key)))
-        except InvalidEvent:
-            pass
-        offset += 1
+    events = sourced_events(config)
     dossiers = RecordingStore()
     applier = StateApplier(StateStores(RecordingStore(), dossiers, RecordingStore(), RecordingStore()))
     for start in range(0, len(events), 50):

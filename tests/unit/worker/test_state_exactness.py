@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.events import parse_event
-from streams.errors import InvalidEvent
-from streams.simulation.simulator import SimulationConfig, simulate
+from streams.simulation.simulator import SimulationConfig
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores, read_counter_row
 from tests.support.oracle import batch_counts, nonzero
+from tests.support.simulated import sourced_events
 from tests.support.stores import RecordingStore
 
 AGENCIES = ("T01", "T35", "BCT")
@@ -65,15 +65,7 @@ def _stream(seed: int, dossiers: int = 150) -> list[SourcedEvent]:
         start=datetime(2024, 12, 20, tzinfo=timezone.utc), end=datetime(2025, 1, 10, tzinfo=timezone.utc),
         duplicate_share=0.15, correction_share=0.1, void_share=0.05, late_share=0.2, bad_share=0.02,
     )
-    events = []
-    offset = 0
-    for message in simulate(config):
-        try:
-            events.append(SourcedEvent(0, offset, parse_event(message.value, message.key)))
-        except InvalidEvent:
-            pass
-        offset += 1
-    return events
+    return sourced_events(config)
 
 
 def _stores() -> StateStores:
