@@ -22,10 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
 from streams.local.stack import start_tansu
+from streams.sinks.keys import RedisKeys
 from streams.worker.health import EXIT_TASK_ENDED, Progress, ProgressWatch
 from streams.worker.ingest import state_partition_for
 from streams.worker.progress import HighwaterProbe
-from tests.integration.conftest import WorkerProcess, wait_until
+from tests.integration.conftest import WorkerProcess
+from tests.support.events import wire_event
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +37,8 @@ PROVINCES = [a.code for a in REGISTRY if a.block == "province" and a.valid_to is
 
 
 def _received(agency: str, n: int, run: str = "") -> tuple[bytes, bytes]:
-    event = {"schema": "emc.dossier-event.v1", "event_id": f"e{run}{n}", "agency_code": agency, "dossier_id": f"d{run}{n}",
-             "type": "received", "channel": "online", "procedure_code": "1.1", "occurred_at": "2025-08-01T03:00:00Z"}
+    event = wire_event(agency, f"e{run}{n}", f"d{run}{n}", "received", "2025-08-01T03:00:00Z", channel="online",
+                       procedure_code="1.1")
     return agency.encode(), orjson.dumps(event)
 
 
@@ -89,7 +92,7 @@ def test_probes_and_lag_of_every_consumed_topic_then_a_clean_stop(settings, star
         producer.send_messages(_received(agency, n) for n in range(20) for agency in agencies)
 
     def all_applied() -> bool:
-        return all(redis_client.hget(f"{settings.redis_prefix}agency:{a}:2025-08", "received") == "20" for a in agencies)
+        return all(redis_client.hget(RedisKeys(settings.redis_prefix).agency(a, "2025-08"), "received") == "20" for a in agencies)
 
     wait_until(all_applied, 120, f"events applied; log:\n{worker.log_tail()}")
     # Lag of the input topic (ingest) and of the batch topic (state), every partition, back to 0.
@@ -199,7 +202,7 @@ def test_partitions_are_served_again_within_a_minute_when_a_worker_joins_and_whe
         producer.send_messages(_received(agency, n, run) for agency in agencies for n in range(5))
         for agency in agencies:
             sent[agency] += 5
-        wait_until(lambda: all(redis_client.hget(f"{settings.redis_prefix}agency:{a}:2025-08", "received") == str(sent[a])
+        wait_until(lambda: all(redis_client.hget(RedisKeys(settings.redis_prefix).agency(a, "2025-08"), "received") == str(sent[a])
                                for a in agencies), 120, "every partition served")
         return time.monotonic() - started
 
