@@ -26,6 +26,7 @@ from datetime import datetime
 import orjson
 
 from streams.domain.instants import us_of
+from streams.domain.registry import CODE_PATTERN
 from streams.errors import InvalidEvent, InvariantError
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -54,9 +55,6 @@ EVENT_ID_MAX_LENGTH = 128
 DOSSIER_ID_MAX_LENGTH = 128
 PROCEDURE_CODE_MAX_LENGTH = 64
 
-# fullmatch, unlike the schema's `$`, never lets a final newline through, so the schema's
-# `(?!\n)` guard is not needed here.
-AGENCY_CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}")
 # The schema's timestamp pattern. It pins every range but the day of the month, which is
 # left to the calendar check.
 RFC3339_PATTERN = re.compile(
@@ -65,7 +63,9 @@ RFC3339_PATTERN = re.compile(
     r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _match_rfc3339 = RFC3339_PATTERN.fullmatch
-_match_agency_code = AGENCY_CODE_PATTERN.fullmatch
+# The registry's code pattern; fullmatch, unlike the schema's `$`, never lets a final newline
+# through, so the schema's `(?!\n)` guard is not needed here.
+_match_agency_code = CODE_PATTERN.fullmatch
 
 # Fields that each type requires beyond the five every event has.
 REQUIRED_FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -279,7 +279,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
 
     event_id = _string("event_id", event_id, EVENT_ID_MAX_LENGTH)
     if not isinstance(agency_code, str) or _match_agency_code(agency_code) is None:
-        raise _schema_error(f"agency_code: {agency_code!r} does not match {AGENCY_CODE_PATTERN.pattern}")
+        raise _schema_error(f"agency_code: {agency_code!r} does not match {CODE_PATTERN.pattern}")
     occurred_at_us = _timestamp("occurred_at", occurred_at)
 
     # Every known optional field is validated whatever the type; `kept` then decides
