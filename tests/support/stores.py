@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+from streams.worker.state import StateStores
+
 
 class RecordingStore:
     """A dict store that also keeps every write in order, like a Faust table's changelog."""
@@ -23,3 +27,40 @@ class RecordingStore:
     def changelog_records(self) -> list[tuple[bytes, bytes]]:
         """The writes as changelog records (UTF-8 keys), oldest first."""
         return [(key.encode("utf-8"), value) for key, value in self.writes]
+
+
+class JournaledStore(RecordingStore):
+    """A store that can be rolled back to a commit point plus some of the writes since
+    (`writes` is the journal of the writes not committed yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durable: dict[str, bytes] = {}
+
+    def commit(self) -> None:
+        self.durable = dict(self.data)
+        self.writes.clear()
+
+    def crash(self, rng: random.Random) -> None:
+        """Each key comes back as its committed version or any version written since.
+
+        A changelog loses a suffix, but a worker restarting on its own RocksDB can also be
+        ahead of its changelog, and restoring re-applies older changelog records over
+        newer local rows: per key, any version since the commit is possible.
+        """
+        versions: dict[str, list[bytes]] = {}
+        for key, value in self.writes:
+            versions.setdefault(key, []).append(value)
+        self.data = dict(self.durable)
+        survivors = []
+        for key, values in versions.items():
+            chosen = rng.randint(-1, len(values) - 1)
+            if chosen >= 0:
+                self.data[key] = values[chosen]
+                survivors.append((key, values[chosen]))
+        self.writes = survivors  # still not committed
+
+
+def journaled_stores() -> StateStores:
+    """The four stores of a worker, each a JournaledStore."""
+    return StateStores(JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore())

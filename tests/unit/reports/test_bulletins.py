@@ -35,7 +35,8 @@ from streams.reports.bulletins import build_document, inputs_of
 from streams.reports.gather import Finality, ReportInputs, build_report
 from streams.reports.render import render
 from streams.worker.state import StateApplier, split_counter_key
-from tests.unit.worker.test_state_exactness import _stores, _stream
+from tests.support.simulated import faulty_stream
+from tests.support.stores import journaled_stores
 
 REGISTRY = Registry.load()
 
@@ -129,11 +130,11 @@ def _event_rows(stores) -> dict:  # noqa: ANN001
 def test_event_counts_are_exact_through_redeliveries(seed: int, cuts: list[int]) -> None:
     """The event counts of every row are the same whether the stream is applied once or
     re-delivered from older offsets any number of times (the per-row offset rule)."""
-    events = _stream(seed, dossiers=40)
+    events = faulty_stream(seed, dossiers=40)
     now = _us("2025-01-20T00:00:00Z")
-    once = _stores()
+    once = journaled_stores()
     StateApplier(once).apply_batch(events, now_us=now)
-    replayed = _stores()
+    replayed = journaled_stores()
     applier = StateApplier(replayed)
     done = 0
     for cut in sorted(c % (len(events) + 1) for c in cuts):

@@ -10,66 +10,17 @@ this happens, with duplicates, corrections, voids and late events in the stream.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.events import parse_event
-from streams.simulation.simulator import SimulationConfig
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores, read_counter_row
 from tests.support.oracle import batch_counts, nonzero
-from tests.support.simulated import sourced_events
-from tests.support.stores import RecordingStore
-
-AGENCIES = ("T01", "T35", "BCT")
-
-
-class JournaledStore(RecordingStore):
-    """A store that can be rolled back to a commit point plus some of the writes since
-    (`writes` is the journal of the writes not committed yet)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.durable: dict[str, bytes] = {}
-
-    def commit(self) -> None:
-        self.durable = dict(self.data)
-        self.writes.clear()
-
-    def crash(self, rng: random.Random) -> None:
-        """Each key comes back as its committed version or any version written since.
-
-        A changelog loses a suffix, but a worker restarting on its own RocksDB can also be
-        ahead of its changelog, and restoring re-applies older changelog records over
-        newer local rows: per key, any version since the commit is possible.
-        """
-        versions: dict[str, list[bytes]] = {}
-        for key, value in self.writes:
-            versions.setdefault(key, []).append(value)
-        self.data = dict(self.durable)
-        survivors = []
-        for key, values in versions.items():
-            chosen = rng.randint(-1, len(values) - 1)
-            if chosen >= 0:
-                self.data[key] = values[chosen]
-                survivors.append((key, values[chosen]))
-        self.writes = survivors  # still not committed
-
-
-def _stream(seed: int, dossiers: int = 150) -> list[SourcedEvent]:
-    config = SimulationConfig(
-        agencies=AGENCIES, dossiers=dossiers, seed=seed,
-        start=datetime(2024, 12, 20, tzinfo=timezone.utc), end=datetime(2025, 1, 10, tzinfo=timezone.utc),
-        duplicate_share=0.15, correction_share=0.1, void_share=0.05, late_share=0.2, bad_share=0.02,
-    )
-    return sourced_events(config)
-
-
-def _stores() -> StateStores:
-    return StateStores(JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore())
+from tests.support.simulated import faulty_stream
+from tests.support.stores import JournaledStore, journaled_stores
 
 
 def _each(stores: StateStores) -> tuple[JournaledStore, ...]:
@@ -87,7 +38,7 @@ def _all_counts(stores: StateStores) -> dict[tuple[str, str], dict[str, int]]:
 
 
 def _run_with_crashes(events: list[SourcedEvent], batch_size: int, crash_rng: random.Random, crashes: int) -> StateStores:
-    stores = _stores()
+    stores = journaled_stores()
     batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
     crash_at = set(crash_rng.sample(range(len(batches)), min(crashes, len(batches))))
     committed = 0
@@ -110,8 +61,8 @@ def _run_with_crashes(events: list[SourcedEvent], batch_size: int, crash_rng: ra
 
 
 def test_without_crashes_the_state_equals_the_batch_computation() -> None:
-    events = _stream(seed=7)
-    stores = _stores()
+    events = faulty_stream(seed=7)
+    stores = journaled_stores()
     StateApplier(stores).apply_batch(events)
     assert _all_counts(stores) == batch_counts(e.event for e in events)
 
@@ -119,15 +70,15 @@ def test_without_crashes_the_state_equals_the_batch_computation() -> None:
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), batch_size=st.sampled_from([1, 7, 50, 400]), crashes=st.integers(1, 6))
 def test_crashes_and_replays_never_change_a_count(seed: int, batch_size: int, crashes: int) -> None:
-    events = _stream(seed, dossiers=80)
+    events = faulty_stream(seed, dossiers=80)
     stores = _run_with_crashes(events, batch_size, random.Random(seed), crashes)
     assert _all_counts(stores) == batch_counts(e.event for e in events)
 
 
 def test_an_ingest_replay_of_delivered_batches_is_recognised() -> None:
     """The ingest stage may deliver a source range twice (crash before its commit)."""
-    events = _stream(seed=11)
-    stores = _stores()
+    events = faulty_stream(seed=11)
+    stores = journaled_stores()
     applier = StateApplier(stores)
     half = len(events) // 2
     applier.apply_batch(events[:half])
@@ -142,7 +93,7 @@ def test_a_duplicate_event_id_for_another_dossier_changes_nothing() -> None:
     )
     first = SourcedEvent(0, 0, parse_event(received % b"A"))
     again = SourcedEvent(0, 1, parse_event(received % b"B"))
-    stores = _stores()
+    stores = journaled_stores()
     outcome = StateApplier(stores).apply_batch([first, again])
     assert outcome.results[("received", "applied")] == 1
     assert outcome.results[("received", "duplicate")] == 1
@@ -156,7 +107,7 @@ def test_void_in_any_order_removes_the_dossier_everywhere(order: str) -> None:
     returned = base + b'"event_id":"x","type":"result_returned","delivery":"online"}'
     void = base + b'"event_id":"v","type":"voided"}'
     raw = [void, received, returned] if order == "void_first" else [received, returned, void]
-    stores = _stores()
+    stores = journaled_stores()
     StateApplier(stores).apply_batch(SourcedEvent(0, i, parse_event(r)) for i, r in enumerate(raw))
     assert _all_counts(stores) == {}
 
@@ -196,7 +147,7 @@ def test_rows_a_crash_kept_only_in_the_local_store_reach_the_changelog_on_the_re
     """Killed after writing a message's rows locally but before sending them: the same worker
     restarts on its local store and replays the message. Later the partition moves to a worker
     that restores from the changelog alone; its counts must still be exact."""
-    events = _stream(seed, dossiers=120)
+    events = faulty_stream(seed, dossiers=120)
     batches = [events[i : i + 40] for i in range(0, len(events), 40)]
     stores = StateStores(LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog())
     each = (stores.event_index, stores.dossiers, stores.counters, stores.agencies)
