@@ -1,5 +1,5 @@
 """The calibrated simulator alone (no broker): its events, classified by the domain core, give
-the published EMC figures (tests/published_figures.py), whatever the noise; and the same seed
+the published EMC figures (tests/support/published_figures.py), whatever the noise; and the same seed
 gives the same bytes."""
 
 from __future__ import annotations
