@@ -13,11 +13,9 @@ from datetime import date
 
 from streams.domain.control import ControlState, current_agency_targets
 from streams.domain.periods import WINDOWS
-from streams.domain.registry import Registry
+from streams.domain.registry import SCOPES, Registry
 from streams.domain.targets import block_targets
 from streams.sinks.metrics import AgencyView, MetricsView
-
-BLOCKS = ("ministry", "province", "national")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +58,7 @@ def build_metrics_view(
     targets: dict[tuple[str, str], float] = {}
     if is_leader:
         for window, period in periods.items():
-            for block in BLOCKS:
+            for block in SCOPES:
                 counts = block_counts.get((block, period))
                 if counts is not None:
                     blocks[(block, window)] = counts
