@@ -2,13 +2,17 @@
 """Throughput, latency and restart time of the pipeline, with the raw consume limit as the
 yardstick, measured in one run on the local broker. Numbers, not pass/fail.
 
-    .venv/bin/python benchmarks/throughput.py [--events 200000] [--restart-dossiers 1000000]
+    .venv/bin/python benchmarks/throughput.py [--events 200000] [--restart-dossiers 1000000] [--no-scale-out]
 
 1. raw limit: a bare aiokafka consumer + orjson decode of the same events;
 2. pipeline: one `emc worker` from its first handled event until every event is handled and
-   the Redis snapshots equal the batch computation; the ratio of the two;
+   the Redis snapshots equal the batch computation; the ratio of the two, in wall-clock time
+   and in CPU seconds per event (the worker's processes, from /proc, against the raw
+   consumer's own CPU in the same run: the figure a shared, loaded machine does not blur);
 3. latency: p50/p99 from produce to Redis at a fixed background rate;
-4. restart: with N dossiers in state, time from SIGKILL + restart until a new event is in Redis.
+4. scale-out: the same backlog (on its own topic) drained by two workers of one application
+   versus the one worker of step 2;
+5. restart: with N dossiers in state, time from SIGKILL + restart until a new event is in Redis.
 """
 
 from __future__ import annotations
@@ -49,18 +53,63 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def progress(label: str, done: int, total: int, started: float) -> None:
+def progress(label: str, done: int, total: int, started: float, extra: str = "") -> None:
     rate = done / max(time.monotonic() - started, 1e-9)
-    print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s{'; ' + extra if extra else ''})  ",
+          end="", file=sys.stderr, flush=True)
 
 
-def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str) -> Settings:
+def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str, data_dir: str | None = None) -> Settings:
+    """Settings of one benchmark run; workers of one run share everything but the state
+    directory (`data_dir`) and the /metrics port."""
     return load_settings({
         "broker": f"kafka://127.0.0.1:{broker_port}", "redis_url": f"redis://127.0.0.1:{redis_port}/0",
-        "metrics_port": free_port(), "data_dir": str(workdir / f"data-{run}"), "partitions": 4,
+        "metrics_port": free_port(), "data_dir": str(workdir / f"data-{data_dir or run}"), "partitions": 4,
         "input_topic": f"bench.in.{run}", "dead_letter_topic": f"bench.dlq.{run}", "batch_topic": f"bench.batch.{run}",
         "app_id": f"bench-{run}", "redis_prefix": f"bench:{run}:", "snapshot_interval_s": 0.25,
     }, environ={})
+
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) of a process and of all its descendants, alive ones read
+    directly and exited ones through their parent's cutime/cstime (fields 14-17 of
+    /proc/PID/stat). A process that exits between two reads is lost unless its parent waited."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we listed /proc
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS_PER_S
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def workers_cpu_s(workers: list[subprocess.Popen]) -> float:
+    return sum(process_tree_cpu_s(worker.pid) for worker in workers)
+
+
+def own_cpu_s() -> float:
+    """This process's CPU seconds (all threads), for the raw consumer that runs in it."""
+    return time.process_time()
+
+
+def machine_load() -> str:
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 WORKER_PEAKS_MIB: list[float] = []
@@ -77,9 +126,13 @@ def note_peak_rss(worker: subprocess.Popen) -> None:
         pass
 
 
+def spawn_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=worker_environment(settings),
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=worker_environment(settings),
-                               stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    process = spawn_worker(settings, log)
     wait_for_port(settings.metrics_port, 60, process, "emc worker")
     return process
 
@@ -90,6 +143,31 @@ def events_handled(settings: Settings) -> float:
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "emc_events_total")
 
 
+def drain(worker_settings: list[Settings], workers: list[subprocess.Popen], messages: list,
+          redis_prefix: str, redis_url: str) -> tuple[float, float, float, list[float]]:
+    """Wait until the workers have handled every message and Redis equals the batch computation.
+    Returns (events/s, CPU s per event of the workers, seconds until all handled, events handled
+    by each worker), timed from the first handled event."""
+    while sum(events_handled(s) for s in worker_settings) == 0:
+        time.sleep(0.01)
+    first, cpu_first = time.monotonic(), workers_cpu_s(workers)
+    while (handled := sum(events_handled(s) for s in worker_settings)) < len(messages):
+        cpu = workers_cpu_s(workers) - cpu_first
+        progress("handled", int(handled), len(messages), first,
+                 f"worker CPU {cpu * 1e6 / max(handled, 1):,.0f} µs/event")
+        time.sleep(0.25)
+    handled_after = time.monotonic() - first
+    # Final Redis state: every agency's year hash equals the batch computation. Handling
+    # is not the end: the worker may still be sending changelog records and snapshots.
+    say(f"\n  all handled after {handled_after:.1f} s; waiting for the final Redis state ...")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    expected = {key: counts for key, counts in batch_counts(parse_all(messages)).items() if len(key[1]) == 4}
+    while not redis_matches(client, redis_prefix, expected):
+        time.sleep(0.1)
+    elapsed, cpu = time.monotonic() - first, workers_cpu_s(workers) - cpu_first
+    return len(messages) / elapsed, cpu / len(messages), handled_after, [events_handled(s) for s in worker_settings]
+
+
 def publish(settings: Settings, messages: list) -> None:
     started = time.monotonic()
     with EventProducer(settings) as producer:
@@ -97,61 +175,79 @@ def publish(settings: Settings, messages: list) -> None:
     print(file=sys.stderr)
 
 
-async def raw_consume(settings: Settings, total: int) -> float:
+async def raw_consume(settings: Settings, total: int) -> tuple[float, float]:
+    """(events/s, CPU seconds per event) of a bare consumer, both from its first record."""
     consumer = AIOKafkaConsumer(settings.input_topic, bootstrap_servers=settings.bootstrap_servers,
                                 auto_offset_reset="earliest", group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
-    seen, started = 0, None
+    seen, started, cpu_started = 0, None, 0.0
     try:
         while seen < total:
             batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for messages in batch.values():
                 if started is None:
-                    started = time.monotonic()
+                    started, cpu_started = time.monotonic(), own_cpu_s()
                 for message in messages:
                     orjson.loads(message.value)
                 seen += len(messages)
+            if started is not None:
+                progress("raw consume", seen, total, started)
     finally:
+        cpu = own_cpu_s() - cpu_started
         await consumer.stop()
-    return total / (time.monotonic() - (started or time.monotonic()))
+    print(file=sys.stderr)
+    return total / (time.monotonic() - (started or time.monotonic())), cpu / total
 
 
-def measure_throughput(settings: Settings, workdir: Path, n_events: int) -> None:
+def benchmark_messages(n_events: int) -> list:
     now = datetime.now(timezone.utc)
     codes = [a.code for a in Registry.load().valid_on(now.date())]
     say(f"generating ~{n_events:,} events ...")
     config = SimulationConfig(agencies=codes, dossiers=n_events // 6, seed=3, start=now - timedelta(days=60), end=now,
                               bad_share=0.0, heartbeat_every=timedelta(days=1))
-    messages = [(m.key, m.value) for m in simulate(config)]
-    publish(settings, messages)
-    raw = asyncio.run(raw_consume(settings, len(messages)))
-    say(f"raw limit (aiokafka + orjson decode): {raw:,.0f} events/s over {len(messages):,} events")
+    return [(m.key, m.value) for m in simulate(config)]
 
+
+def measure_throughput(settings: Settings, workdir: Path, messages: list) -> tuple[float, float]:
+    """One worker on the backlog; returns its (events/s, CPU s per event)."""
+    publish(settings, messages)
+    say(f"raw consume ({machine_load()}) ...")
+    raw, raw_cpu = asyncio.run(raw_consume(settings, len(messages)))
+    say(f"raw limit (aiokafka + orjson decode): {raw:,.0f} events/s, {raw_cpu * 1e6:.2f} CPU µs/event "
+        f"over {len(messages):,} events")
+    say(f"one worker ({machine_load()}) ...")
     worker = start_worker(settings, workdir / "worker-throughput.log")
     try:
-        first = None
-        while events_handled(settings) == 0:
-            time.sleep(0.01)
-        first = time.monotonic()
-        while (handled := events_handled(settings)) < len(messages):
-            progress("handled", int(handled), len(messages), first)
-            time.sleep(0.25)
-        print(file=sys.stderr)
-        handled_at = time.monotonic()
-        # Final Redis state: every agency's year hash equals the batch computation. Handling
-        # is not the end: table writes queue changelog records the worker still has to send.
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        expected = {key: counts for key, counts in batch_counts(parse_all(messages)).items() if len(key[1]) == 4}
-        while not redis_matches(client, settings.redis_prefix, expected):
-            time.sleep(0.1)
-        done = time.monotonic()
-        rate = len(messages) / (done - first)
-        say(f"pipeline (emc worker, to final Redis state): {rate:,.0f} events/s "
-            f"(all handled after {handled_at - first:.1f} s, Redis final after {done - first:.1f} s)")
-        say(f"ratio pipeline / raw: {rate / raw:.3f}")
+        rate, cpu, handled_after, _ = drain([settings], [worker], messages, settings.redis_prefix, settings.redis_url)
+        say(f"pipeline (emc worker, to final Redis state): {rate:,.0f} events/s, {cpu * 1e6:,.1f} worker CPU µs/event "
+            f"(all handled after {handled_after:.1f} s, Redis final after {len(messages) / rate:.1f} s; {machine_load()})")
+        say(f"ratio pipeline / raw: {rate / raw:.3f} wall-clock, {raw_cpu / cpu:.3f} CPU "
+            f"(raw CPU per event / worker CPU per event)")
         latency(settings)
     finally:
         stop(worker)
+    return rate, cpu
+
+
+def measure_scale_out(broker_port: int, redis_port: int, workdir: Path, messages: list,
+                      one_rate: float, one_cpu: float) -> None:
+    """The same backlog, on a topic of its own, drained by two workers of one application."""
+    members = [settings_for(broker_port, redis_port, workdir, "so", data_dir=f"so-{i}") for i in range(2)]
+    publish(members[0], messages)
+    say(f"two workers ({machine_load()}) ...")
+    # Both started before either waits, so they join the group together.
+    workers = [spawn_worker(s, workdir / f"worker-scale-out-{i}.log") for i, s in enumerate(members)]
+    try:
+        for settings, worker in zip(members, workers):
+            wait_for_port(settings.metrics_port, 60, worker, "emc worker")
+        rate, cpu, handled_after, shares = drain(members, workers, messages, members[0].redis_prefix,
+                                                 members[0].redis_url)
+        say(f"scale-out: two workers {rate:,.0f} events/s, {cpu * 1e6:,.1f} worker CPU µs/event (both together), "
+            f"handled {' + '.join(f'{n:,.0f}' for n in shares)}; {rate / one_rate:.2f} times one worker's rate, "
+            f"{cpu / one_cpu:.2f} times its CPU per event ({machine_load()})")
+    finally:
+        for worker in workers:
+            stop(worker)
 
 
 def stop(worker: subprocess.Popen) -> None:
@@ -280,13 +376,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--restart-dossiers", type=int, default=1_000_000)
+    parser.add_argument("--scale-out", action=argparse.BooleanOptionalAction, default=True,
+                        help="also drain the same backlog with two workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="emc-bench-") as tmp:
         workdir = Path(tmp)
         broker, redis_server = start_tansu(workdir / "tansu"), start_redis(workdir / "redis")
         try:
             say(f"machine: {os.cpu_count()} cores; broker tansu :{broker.port}; redis :{redis_server.port}")
-            measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp"), workdir, args.events)
+            messages = benchmark_messages(args.events)
+            rate, cpu = measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp"), workdir, messages)
+            if args.scale_out:
+                measure_scale_out(broker.port, redis_server.port, workdir, messages, rate, cpu)
             if args.restart_dossiers:
                 measure_restart(settings_for(broker.port, redis_server.port, workdir, "rs"), workdir, args.restart_dossiers)
             say(f"peak RSS of a worker: {max(WORKER_PEAKS_MIB, default=0):,.0f} MiB (VmHWM)")
