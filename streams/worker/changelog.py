@@ -88,7 +88,12 @@ class RowWriter:
         self._changelog = changelog
 
     def get(self, key: str) -> bytes | None:
-        return self._table.get(key.encode("utf-8"))
+        # One store read with the table's serializers. `Table.get` asks the store's
+        # `__contains__` first (a second RocksDB read on a hit) and goes through Faust's mapping
+        # layers and sensors: 10 % of a loaded worker's CPU, about half of it saved here (py-spy).
+        store = self._table.data
+        stored_value = store._get(store._encode_key(key.encode("utf-8")))
+        return None if stored_value is None else store._decode_value(stored_value)
 
     def set(self, key: str, value: bytes) -> None:
         event = current_event()
