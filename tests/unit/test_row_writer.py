@@ -1,5 +1,6 @@
 """RowWriter over a real Faust RocksDB table: what it writes inside a batch message is what it
-reads back, in the agent's partition and outside any message, and a missing row is None."""
+reads back, before and after the flush writes it to the store, in the agent's partition and
+outside any message; a missing row is None."""
 
 from __future__ import annotations
 
@@ -42,9 +43,14 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
     assert rows.get("a\x1fd-3") is None
     assert changelog.pending == {(table, 2): {b"a\x1fd-1": b'[[0,5,["e1"]],[0,9,["e2"]]]', b"a\x1fd-2": b"{}"}}
 
-    # The same rows through Faust's own reading path, and outside any message (the explain
-    # and snapshot readers), where the store looks the key up across its partitions.
+    # In the store once the message's rows are flushed (one write batch per table partition),
+    # read back through Faust's own path too, and outside any message (the explain and
+    # snapshot readers), where the store looks the key up across its partitions.
+    assert table.get(b"a\x1fd-1") is None
+    ChangelogWriter._write_stores(changelog.pending)
+    changelog.pending.clear()
     assert table.get(b"a\x1fd-1") == rows.get("a\x1fd-1")
+    assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     _current_event.set(None)
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     assert rows.get("a\x1fd-9") is None
