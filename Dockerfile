@@ -21,7 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl \
  && rm -rf /wheels \
- && useradd --system --uid 10001 --home-dir /data --create-home emc
+ && useradd --system --uid 10001 --home-dir /data --create-home emc \
+ && mkdir /keys && chown emc /keys  # the keyring volume (docker-compose.yml), owned by the worker's user
 USER emc
 WORKDIR /data
 # The RocksDB table store: keep it on a volume so a restarted worker does not rebuild its

@@ -44,6 +44,7 @@ from streams.errors import InvalidEvent  # noqa: E402
 from streams.kafka.producer import EventProducer  # noqa: E402
 from streams.local.demo import worker_environment  # noqa: E402
 from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port  # noqa: E402
+from streams.security.keyring_file import keyring_for_agencies, save_keyring, signing_keyring  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.simulation.simulator import SimulationConfig, simulate  # noqa: E402
 from tests.support.oracle import batch_counts, nonzero  # noqa: E402
@@ -59,10 +60,19 @@ def progress(label: str, done: int, total: int, started: float, extra: str = "")
           end="", file=sys.stderr, flush=True)
 
 
-def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str, data_dir: str | None = None) -> Settings:
+def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str, data_dir: str | None = None,
+                 auth: str = "off") -> Settings:
     """Settings of one benchmark run; workers of one run share everything but the state
-    directory (`data_dir`) and the /metrics port."""
+    directory (`data_dir`) and the /metrics port (and, with `auth`, the run's keyring)."""
+    signed = {}
+    if auth != "off":  # every event signed by its agency's key, checked by the worker
+        keyring_path = workdir / f"keyring-{run}.json"
+        if not keyring_path.exists():
+            save_keyring(keyring_for_agencies([a.code for a in Registry.load()], (int(time.time()) - 3600) * 1_000_000),
+                         keyring_path)
+        signed = {"auth": auth, "keyring": str(keyring_path)}
     return load_settings({
+        **signed,
         "broker": f"kafka://127.0.0.1:{broker_port}", "redis_url": f"redis://127.0.0.1:{redis_port}/0",
         "metrics_port": free_port(), "data_dir": str(workdir / f"data-{data_dir or run}"), "partitions": 4,
         "input_topic": f"bench.in.{run}", "dead_letter_topic": f"bench.dlq.{run}", "batch_topic": f"bench.batch.{run}",
@@ -173,7 +183,7 @@ def drain(worker_settings: list[Settings], workers: list[subprocess.Popen], mess
 
 def publish(settings: Settings, messages: list) -> None:
     started = time.monotonic()
-    with EventProducer(settings) as producer:
+    with EventProducer(settings, signing_keyring(settings)) as producer:
         producer.send_messages(messages, progress=lambda n: progress("published", n, len(messages), started))
     print(file=sys.stderr)
 
@@ -381,6 +391,8 @@ def main() -> int:
     parser.add_argument("--restart-dossiers", type=int, default=1_000_000)
     parser.add_argument("--scale-out", action=argparse.BooleanOptionalAction, default=True,
                         help="also drain the same backlog with two workers")
+    parser.add_argument("--auth", choices=["off", "audit", "enforce"], default="off",
+                        help="check event signatures in the throughput run (the producer signs every event)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="emc-bench-") as tmp:
         workdir = Path(tmp)
@@ -388,7 +400,7 @@ def main() -> int:
         try:
             say(f"machine: {os.cpu_count()} cores; broker tansu :{broker.port}; redis :{redis_server.port}")
             messages = benchmark_messages(args.events)
-            rate, cpu = measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp"), workdir, messages)
+            rate, cpu = measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp", auth=args.auth), workdir, messages)
             if args.scale_out:
                 measure_scale_out(broker.port, redis_server.port, workdir, messages, rate, cpu)
             if args.restart_dossiers:

@@ -40,3 +40,18 @@ class InvariantError(EmcError):
 class InvalidControlRecord(EmcError):
     """A record of the agency-control topic (target, maintenance) is invalid: the CLI refuses
     it (exit 2) and a worker skips it with a log line."""
+
+
+class KeyringError(ConfigError):
+    """The keyring of agency keys is malformed: the worker (or CLI) stops with one line."""
+
+
+class Unauthenticated(EmcError):
+    """An event's signature does not prove its agency. `reason` is a short stable code
+    (``missing_signature``, ``unknown_key``, ``key_not_valid``, ``wrong_agency``,
+    ``bad_signature``); the event is dead-lettered with reason ``unauthenticated``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

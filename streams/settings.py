@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
+from streams.domain.signatures import AUTH_MODES
 from streams.errors import ConfigError
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -22,7 +23,7 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 @dataclass(frozen=True, slots=True)
 class Settings:
     broker: str = "kafka://127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"
     data_dir: Path = Path("./data")
@@ -44,6 +45,22 @@ class Settings:
     # /healthz; after stall_exit_s the worker exits (code 71) for its supervisor to restart it.
     stall_after_s: float = 60.0
     stall_exit_s: float = 120.0
+    # Event signatures (docs/security.md): off | audit | enforce, and the keyring file.
+    auth: str = "off"
+    keyring: str = ""
+    # Kafka transport security, for every client (streams.kafka.security).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_ca_file: str = ""
+    kafka_cert_file: str = ""
+    kafka_key_file: str = ""
+    # /metrics: TLS when both files are given, basic auth when a username is given.
+    metrics_cert_file: str = ""
+    metrics_key_file: str = ""
+    metrics_username: str = ""
+    metrics_password: str = field(default="", repr=False)
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -79,9 +96,24 @@ ENV_VARS: dict[str, str] = {
     "worker_name": "EMC_WORKER_NAME",
     "stall_after_s": "EMC_STALL_AFTER",
     "stall_exit_s": "EMC_STALL_EXIT_AFTER",
+    "auth": "EMC_AUTH",
+    "keyring": "EMC_KEYRING",
+    "kafka_security_protocol": "EMC_KAFKA_SECURITY_PROTOCOL",
+    "kafka_sasl_mechanism": "EMC_KAFKA_SASL_MECHANISM",
+    "kafka_username": "EMC_KAFKA_USERNAME",
+    "kafka_password": "EMC_KAFKA_PASSWORD",
+    "kafka_ca_file": "EMC_KAFKA_CA_FILE",
+    "kafka_cert_file": "EMC_KAFKA_CERT_FILE",
+    "kafka_key_file": "EMC_KAFKA_KEY_FILE",
+    "metrics_cert_file": "EMC_METRICS_CERT_FILE",
+    "metrics_key_file": "EMC_METRICS_KEY_FILE",
+    "metrics_username": "EMC_METRICS_USERNAME",
+    "metrics_password": "EMC_METRICS_PASSWORD",
 }
 
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,8 +121,8 @@ def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[st
     flags = flags or {}
     environ = os.environ if environ is None else environ
     raw: dict[str, object] = {}
-    for field in fields(Settings):
-        name = field.name
+    for setting in fields(Settings):
+        name = setting.name
         if flags.get(name) is not None:
             raw[name] = flags[name]
         elif ENV_VARS[name] in environ and environ[ENV_VARS[name]] != "":
@@ -100,18 +132,18 @@ def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[st
 
 def _checked(raw: dict[str, object]) -> Settings:
     values: dict[str, object] = {}
-    for field in fields(Settings):
-        if field.name not in raw:
+    for setting in fields(Settings):
+        if setting.name not in raw:
             continue
-        value, source = raw[field.name], f"{ENV_VARS[field.name]} / --{field.name.replace('_', '-')}"
-        if field.type in ("int", int):
-            values[field.name] = _as_int(value, source)
-        elif field.type in ("float", float):
-            values[field.name] = _as_float(value, source)
-        elif field.type in ("Path", Path):
-            values[field.name] = Path(str(value))
+        value, source = raw[setting.name], f"{ENV_VARS[setting.name]} / --{setting.name.replace('_', '-')}"
+        if setting.type in ("int", int):
+            values[setting.name] = _as_int(value, source)
+        elif setting.type in ("float", float):
+            values[setting.name] = _as_float(value, source)
+        elif setting.type in ("Path", Path):
+            values[setting.name] = Path(str(value))
         else:
-            values[field.name] = str(value)
+            values[setting.name] = str(value)
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     return settings
@@ -162,3 +194,41 @@ def _validate(s: Settings) -> None:
         raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds")
     if s.log_level not in LOG_LEVELS:
         raise ConfigError(f"EMC_LOG_LEVEL / --log-level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    _validate_security(s)
+
+
+def _validate_security(s: Settings) -> None:
+    if s.auth not in AUTH_MODES:
+        raise ConfigError(f"EMC_AUTH / --auth: {s.auth!r} is not one of {', '.join(AUTH_MODES)}")
+    if s.auth != "off" and not s.keyring:
+        raise ConfigError(f"EMC_AUTH={s.auth} needs a keyring: EMC_KEYRING / --keyring")
+    if s.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise ConfigError(f"EMC_KAFKA_SECURITY_PROTOCOL: {s.kafka_security_protocol!r} is not one of "
+                          f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+    if s.kafka_security_protocol.startswith("SASL"):
+        if s.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(f"EMC_KAFKA_SASL_MECHANISM: {s.kafka_sasl_mechanism!r} is not one of "
+                              f"{', '.join(KAFKA_SASL_MECHANISMS)}")
+        if not s.kafka_username or not s.kafka_password:
+            raise ConfigError(f"EMC_KAFKA_SECURITY_PROTOCOL={s.kafka_security_protocol} needs "
+                              "EMC_KAFKA_USERNAME and EMC_KAFKA_PASSWORD")
+    if bool(s.kafka_cert_file) != bool(s.kafka_key_file):
+        raise ConfigError("EMC_KAFKA_CERT_FILE and EMC_KAFKA_KEY_FILE go together")
+    if bool(s.metrics_cert_file) != bool(s.metrics_key_file):
+        raise ConfigError("EMC_METRICS_CERT_FILE and EMC_METRICS_KEY_FILE go together")
+    if bool(s.metrics_username) != bool(s.metrics_password):
+        raise ConfigError("EMC_METRICS_USERNAME and EMC_METRICS_PASSWORD go together")
+    for name in ("kafka_ca_file", "kafka_cert_file", "kafka_key_file", "metrics_cert_file", "metrics_key_file"):
+        value = getattr(s, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{ENV_VARS[name]}: {value}: no such file")
+
+
+def redacted_url(url: str) -> str:
+    """A URL fit for logs and screens: its password replaced by `***`."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.rsplit("@", 1)[1]
+    user = f"{parsed.username}:" if parsed.username else ":"
+    return parsed._replace(netloc=f"{user}***@{netloc}").geturl()

@@ -26,6 +26,8 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "worker_name": ("--worker-name", "name shown in emc_worker_info"),
     "bulletin_topic": ("--bulletin-topic", "the published bulletins' topic, default emc.bulletins.v1"),
     "app_id": ("--app-id", "the workers' app id: names the consumer groups and the changelog topics"),
+    "auth": ("--auth", "event signatures: off|audit|enforce"),
+    "keyring": ("--keyring", "keyring file of agency keys (JSON or TOML): the worker verifies, publish/simulate sign"),
 }
 
 

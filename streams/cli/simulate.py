@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", type=Path, help="write the events as JSON lines to this file instead of publishing "
                         "(the maintenance windows are declared on the control topic only when publishing)")
     parser.add_argument("--publish", action="store_true", help="publish to the broker (the default without --to)")
-    add_settings(parser, ["broker", "input_topic"])
+    add_settings(parser, ["broker", "input_topic", "keyring"])
     parser.set_defaults(run=run)
 
 
@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     declare_maintenance(settings, simulation)
-    with EventProducer(settings) as producer:
+    from streams.security.keyring_file import signing_keyring
+
+    with EventProducer(settings, signing_keyring(settings)) as producer:
         count = pump(simulation.messages(), pacer, progress, lambda m: producer.send(m.key, m.value))
         producer.flush()
-    print(f"published {count} messages to {settings.input_topic}")
+    print(f"published {count} messages to {settings.input_topic} ({producer.signing_summary()})")
     return 0

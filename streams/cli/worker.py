@@ -7,7 +7,7 @@ import argparse
 from streams.cli.flags import add_settings, settings_from
 
 WORKER_SETTINGS = ("broker", "redis_url", "metrics_port", "data_dir", "partitions", "input_topic", "log_level",
-                   "worker_name")
+                   "worker_name", "auth", "keyring")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

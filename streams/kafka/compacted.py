@@ -15,6 +15,7 @@ from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from streams.errors import ExternalServiceError
+from streams.kafka.security import kafka_python_security
 from streams.settings import Settings
 
 # A published bulletin of a year is ~150 KB of JSON; leave room for the largest.
@@ -28,6 +29,7 @@ def produce_acked(settings: Settings, topic: str, messages: list[tuple[bytes, by
         producer = KafkaProducer(
             bootstrap_servers=settings.bootstrap_servers, acks="all", retries=5,
             max_in_flight_requests_per_connection=1, client_id=client_id, max_request_size=MAX_RECORD_BYTES,
+            **kafka_python_security(settings),
         )
     except KafkaError as exc:
         raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
@@ -49,7 +51,7 @@ def read_whole_topic(settings: Settings, topic: str, *, client_id: str,
         consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", client_id=client_id, fetch_max_bytes=2 * MAX_RECORD_BYTES,
-            max_partition_fetch_bytes=MAX_RECORD_BYTES,
+            max_partition_fetch_bytes=MAX_RECORD_BYTES, **kafka_python_security(settings),
         )
     except KafkaError as exc:
         raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc

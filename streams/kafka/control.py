@@ -38,6 +38,7 @@ from streams.domain.control import (
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
 from streams.kafka.compacted import produce_acked, read_whole_topic
+from streams.kafka.security import aiokafka_security
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
 
@@ -112,6 +113,7 @@ class ControlFeed:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
                 auto_offset_reset="earliest", client_id=f"{self._settings.app_id}-control",
+                **aiokafka_security(self._settings),
             )
             try:
                 await consumer.start()

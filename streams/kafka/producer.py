@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from streams.domain.signatures import Keyring, Signer
 from streams.errors import ExternalServiceError
+from streams.kafka.security import kafka_python_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,12 +33,16 @@ def agency_key(line: bytes) -> bytes | None:
 
 
 class EventProducer:
-    def __init__(self, settings: Settings) -> None:
+    """Sends events keyed by agency; with a keyring, each one signed with its agency's key."""
+
+    def __init__(self, settings: Settings, keyring: Keyring | None = None) -> None:
         self._topic = settings.input_topic
+        self.signer = Signer(keyring) if keyring is not None else None
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
                 batch_size=256 * 1024, retries=10, max_in_flight_requests_per_connection=1,
+                **kafka_python_security(settings),
             )
         except KafkaError as exc:
             raise ExternalServiceError(f"cannot reach broker {settings.broker}: {exc}") from exc
@@ -47,7 +54,8 @@ class EventProducer:
         self.close()
 
     def send(self, key: bytes | None, value: bytes) -> None:
-        self._producer.send(self._topic, key=key, value=value)
+        headers = self.signer.headers(key, value, time.time_ns() // 1000) if self.signer is not None else None
+        self._producer.send(self._topic, key=key, value=value, headers=headers)
 
     def send_lines(self, lines: Iterable[bytes], progress: Callable[[int], None] | None = None) -> int:
         return self.send_messages(((agency_key(line), line) for line in lines if line.strip()), progress)
@@ -64,6 +72,12 @@ class EventProducer:
         if progress is not None:
             progress(count)
         return count
+
+    def signing_summary(self) -> str:
+        if self.signer is None:
+            return "unsigned"
+        unsigned = self.signer.unsigned
+        return f"signed; {unsigned} without a key of their agency went unsigned" if unsigned else "signed"
 
     def flush(self) -> None:
         self._producer.flush(timeout=120)

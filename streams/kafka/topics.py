@@ -15,6 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import ExternalServiceError
 from streams.kafka.compacted import MAX_RECORD_BYTES
+from streams.kafka.security import kafka_python_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0, names: Collection
     delay = 0.5
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin")
+            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin",
+                                     **kafka_python_security(settings))
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:

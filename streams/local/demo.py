@@ -27,10 +27,20 @@ from streams.domain.instants import VN_FIXED_OFFSET, utc_datetime_of_us
 from streams.domain.periods import parse_period
 from streams.domain.rankings import DEFAULT_THRESHOLD
 from streams.domain.registry import BLOCKS, SCOPES, Registry
+from streams.domain.signatures import Keyring
 from streams.errors import ConfigError, ExternalServiceError
 from streams.kafka.producer import EventProducer
-from streams.local.stack import free_port, start_redis, start_tansu, wait_for_port
-from streams.settings import ENV_VARS, Settings, load_settings
+from streams.local.stack import (
+    REDIS_ACL_FILE,
+    REDIS_DEV_READER,
+    REDIS_DEV_WRITER,
+    free_port,
+    start_redis,
+    start_tansu,
+    wait_for_port,
+)
+from streams.security.keyring_file import keyring_for_agencies, save_keyring
+from streams.settings import ENV_VARS, Settings, load_settings, redacted_url
 from streams.simulation.pacing import Pacer
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance, pump
@@ -92,25 +102,33 @@ def run_local(args: argparse.Namespace, config_for: Callable[..., ProfileConfig]
     workdir.mkdir(parents=True)
     print(f"emc local: starting in {workdir}", flush=True)
     broker = start_tansu(workdir)
-    redis_server = start_redis(workdir / "redis")
+    redis_server = start_redis(workdir / "redis", aclfile=REDIS_ACL_FILE)  # least privilege, as deployed
+    # Signed events, enforced, as in production: one generated key per agency.
+    keyring_path = workdir / "keyring.json"
+    keyring = keyring_for_agencies([a.code for a in Registry.load()], int(time.time()) * 1_000_000 - 3600 * 1_000_000)
+    save_keyring(keyring, keyring_path)
     settings = load_settings({
         "broker": f"kafka://127.0.0.1:{broker.port}",
-        "redis_url": f"redis://127.0.0.1:{redis_server.port}/0",
+        "redis_url": "redis://{}:{}@127.0.0.1:{}/0".format(*REDIS_DEV_WRITER, redis_server.port),
         "metrics_port": args.metrics_port or free_port(),
         "data_dir": str(workdir / "worker-data"),
         "partitions": 4,
+        "auth": "enforce",
+        "keyring": str(keyring_path),
     }, environ={})
     worker = start_worker(settings, workdir / "worker.log")
     try:
         wait_for_port(settings.metrics_port, 60, worker, "emc worker")
         print(f"  broker   {settings.broker}   (topic {settings.input_topic})")
-        print(f"  redis    {settings.redis_url}   (keys {settings.redis_prefix}*)")
+        print(f"  redis    {redacted_url(settings.redis_url)}   (keys {settings.redis_prefix}*; users of {REDIS_ACL_FILE.name})")
         print(f"  metrics  http://127.0.0.1:{settings.metrics_port}/metrics")
+        print(f"  keys     {keyring_path}   (EMC_AUTH=enforce: every event signed, {len(keyring)} agency keys)")
         print(f"  logs     {workdir}/worker.log", flush=True)
-        summary = _Summary(settings, worker, simulation, month)
+        reader_url = "redis://{}:{}@127.0.0.1:{}/0".format(*REDIS_DEV_READER, redis_server.port)
+        summary = _Summary(settings, worker, simulation, month, reader_url)
         summary.intro()
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        _publish_traffic(settings, simulation, args.seconds, summary, deadline)
+        _publish_traffic(settings, simulation, args.seconds, summary, deadline, keyring)
         summary.watch(deadline, args.exit_when_done)
     except KeyboardInterrupt:
         print("\nemc local: stopping")
@@ -130,7 +148,7 @@ class _Stop(Exception):
 
 
 def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds: float, summary: _Summary,
-                     deadline: float | None) -> None:
+                     deadline: float | None, keyring: Keyring) -> None:
     speedup = (simulation.end_us - simulation.start_us) / 1e6 / seconds
     started = time.monotonic()
 
@@ -140,7 +158,7 @@ def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds:
             raise _Stop
 
     declare_maintenance(settings, simulation)
-    with EventProducer(settings) as producer:
+    with EventProducer(settings, keyring) as producer:
         try:
             pacer = Pacer(speedup=speedup, window=(simulation.start_us, simulation.end_us))
             count = pump(simulation.messages(), pacer, None,
@@ -159,9 +177,10 @@ class _Summary:
     worker: subprocess.Popen
     simulation: ProfileSimulation
     month: str
+    reader_url: str  # the summary only reads: the read-only Redis user
 
     def __post_init__(self) -> None:
-        self.client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        self.client = redis.Redis.from_url(self.reader_url, decode_responses=True)
         self.registry = Registry.load()
         self.last = 0.0
         self.planned_full, self.planned = self.simulation.plan.totals()

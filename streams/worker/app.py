@@ -36,16 +36,21 @@ from prometheus_client import CollectorRegistry
 from streams.domain.control import ControlState, agency_control_fields
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
+from streams.domain.signatures import Keyring
 from streams.domain.snapshot import agency_status
 from streams.errors import ExternalServiceError
 from streams.kafka.control import ControlFeed, ControlPublisher
+from streams.kafka.security import faust_credentials
 from streams.kafka.topics import STATE_TABLES
 from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
+from streams.security.keyring_file import load_keyring
 from streams.settings import Settings
 from streams.sinks.metrics import WorkerMetrics, create_metrics
+from streams.sinks.metrics_server import metrics_basic_auth, metrics_tls_context
 from streams.sinks.redis_rankings import RankingPublisher
 from streams.sinks.redis_snapshots import SnapshotPublisher, connect
 from streams.worker import faust_transport
+from streams.worker.authentication import EventAuthenticator
 from streams.worker.changelog import ChangelogWriter, RowWriter
 from streams.worker.codec import decode_batch
 from streams.worker.health import (
@@ -177,11 +182,15 @@ def _faust_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         autodiscover=False,
         processing_guarantee="at_least_once",
+        broker_credentials=faust_credentials(settings),
     )
 
 
-def build_worker(settings: Settings, registry: Registry | None = None, metrics_registry: CollectorRegistry | None = None) -> Worker:
+def build_worker(settings: Settings, registry: Registry | None = None, metrics_registry: CollectorRegistry | None = None,
+                 keyring: Keyring | None = None) -> Worker:
     registry = registry or Registry.load()
+    if settings.auth != "off" and keyring is None:
+        keyring = load_keyring(settings.keyring)
     (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
     faust_transport.install(app)
@@ -204,7 +213,11 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail, "partition": letter.partition, "offset": letter.offset})
 
     health = Health(stall_after_s=settings.stall_after_s)
-    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter), health)
+    authenticator = None if settings.auth == "off" or keyring is None else EventAuthenticator(
+        settings.auth, keyring, registry, lambda agency, reason: metrics.unauthenticated.labels(agency=agency, reason=reason).inc(),
+    )
+    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter, authenticator),
+                    health)
     worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
     applier = StateApplier(stores)
     batch_topic = app.topic(settings.batch_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
@@ -480,10 +493,13 @@ def run_worker(settings: Settings) -> None:
 
     outage_log = OutageLogFilter()
     configure(settings.log_level, outage_log)
+    # A malformed keyring stops the worker here, with one line, before it touches the broker.
+    keyring = load_keyring(settings.keyring) if settings.auth != "off" else None
     ensure_topics(settings)
-    worker = build_worker(settings)
+    worker = build_worker(settings, keyring=keyring)
     worker.outage_log = outage_log
-    serve_http(settings.metrics_host, settings.metrics_port, worker.metrics.registry, worker.health)
+    serve_http(settings.metrics_host, settings.metrics_port, worker.metrics.registry, worker.health,
+               tls_context=metrics_tls_context(settings), basic_auth=metrics_basic_auth(settings))
     log.warning("worker started", extra={"metrics_port": settings.metrics_port, "broker": settings.broker})
     faust_worker = _QuietFaustWorker(
         worker.app,

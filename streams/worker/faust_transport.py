@@ -23,12 +23,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 
-async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], timeout_s: float = 30.0) -> dict[TP, int]:
-    """The high watermark of each partition as a Fetch response reports it."""
+async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], timeout_s: float = 30.0,
+                           security: Mapping[str, object] | None = None) -> dict[TP, int]:
+    """The high watermark of each partition as a Fetch response reports it (`security`: the
+    SASL/TLS arguments of the app's own clients)."""
     if not listed:
         return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                max_partition_fetch_bytes=64 * 1024)
+                                max_partition_fetch_bytes=64 * 1024, **(security or {}))
     await consumer.start()
     try:
         by_kafka_tp = {KafkaTopicPartition(tp.topic, tp.partition): tp for tp in listed}
@@ -69,7 +71,8 @@ class FetchHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self.consumer.in_transaction:
             return listed
         bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker_consumer)
-        return await fetch_highwaters(bootstrap, listed)
+        security = faust_aiokafka.credentials_to_aiokafka_auth(self.app.conf.broker_credentials)
+        return await fetch_highwaters(bootstrap, listed, security=security)
 
 
 class FetchHighwaterConsumer(faust_aiokafka.Consumer):

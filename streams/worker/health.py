@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.sinks.metrics_server import authorized
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +158,17 @@ def supervised(
 class _Handler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
     health: Health
+    basic_auth: bytes | None = None  # the Authorization header /metrics requires (health probes stay open)
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
+            if not authorized(self.headers.get("Authorization"), self.basic_auth):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="EMC metrics"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/readyz"):
             now = time.monotonic()
@@ -179,10 +189,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # probes every few seconds would flood the log
 
 
-def serve_http(host: str, port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:
-    """/metrics, /healthz and /readyz on one port, in a daemon thread."""
-    handler = type("WorkerHTTPHandler", (_Handler,), {"registry": registry, "health": health})
+def serve_http(host: str, port: int, registry: CollectorRegistry, health: Health,
+               tls_context: ssl.SSLContext | None = None, basic_auth: bytes | None = None) -> ThreadingHTTPServer:
+    """/metrics, /healthz and /readyz on one port, in a daemon thread; HTTPS with `tls_context`,
+    /metrics behind basic auth with `basic_auth` (streams/sinks/metrics_server.py)."""
+    handler = type("WorkerHTTPHandler", (_Handler,), {"registry": registry, "health": health, "basic_auth": basic_auth})
     server = ThreadingHTTPServer((host, port), handler)
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

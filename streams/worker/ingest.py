@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -29,7 +29,9 @@ from aiokafka.partitioner import murmur2
 from streams.domain.events import DossierEvent, parse_event
 from streams.domain.registry import Registry
 from streams.errors import ExternalServiceError, InvalidEvent
+from streams.kafka.security import aiokafka_security
 from streams.settings import Settings
+from streams.worker.authentication import EventAuthenticator
 from streams.worker.codec import encode_batch
 from streams.worker.health import Progress
 
@@ -70,12 +72,19 @@ class DeadLetter:
 
 
 def validate_record(
-    registry: Registry, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+    registry: Registry, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+    authenticator: EventAuthenticator | None = None, headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int = 0,
 ) -> DossierEvent | DeadLetter:
-    """A valid event, or the dead letter that explains why it is not one."""
+    """A valid event, or the dead letter that explains why it is not one.
+
+    With an authenticator (EMC_AUTH audit or enforce) the signature is checked first, before
+    the bytes are parsed, and the signing key's agency once they are."""
     raw = value if value is not None else b""
     try:
+        signer = authenticator.signer(key, raw, headers, timestamp_ms) if authenticator is not None else None
         event = parse_event(raw, key)
+        if authenticator is not None:
+            authenticator.check_agency(signer, event.agency_code)
         if event.agency_code not in registry:
             raise InvalidEvent("unknown_agency", f"agency_code {event.agency_code!r} is not in the registry")
         return event
@@ -120,9 +129,11 @@ class IngestStage:
         settings: Settings,
         registry: Registry,
         on_dead_letter: Callable[[DeadLetter], None],
+        authenticator: EventAuthenticator | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
+        self._authenticator = authenticator
         self._on_dead_letter = on_dead_letter
         self._lock = asyncio.Lock()
         self.stats = IngestStats()
@@ -159,13 +170,14 @@ class IngestStage:
         s = self._settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.bootstrap_servers, acks="all", linger_ms=5,
-            max_request_size=8 * 1024 * 1024, client_id=f"{s.app_id}-ingest",
+            max_request_size=8 * 1024 * 1024, client_id=f"{s.app_id}-ingest", **aiokafka_security(s),
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=s.ingest_group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, client_id=f"{s.app_id}-ingest",
+            **aiokafka_security(s),
         )
         await self._consumer.start()
         self._consumer.subscribe([s.input_topic], listener=_CommitBeforeRevoke(self._lock))
@@ -211,7 +223,8 @@ class IngestStage:
         for tp, messages in records.items():
             by_target: dict[int, list[tuple[int, DossierEvent]]] = {}
             for message in messages:
-                outcome = validate_record(self._registry, message.key, message.value, tp.topic, tp.partition, message.offset)
+                outcome = validate_record(self._registry, message.key, message.value, tp.topic, tp.partition, message.offset,
+                                          self._authenticator, message.headers, message.timestamp)
                 if isinstance(outcome, DeadLetter):
                     pending.append(await producer.send(
                         s.dead_letter_topic, value=outcome.value, key=outcome.key, headers=outcome.headers(),

@@ -15,12 +15,14 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
+from streams.security.keyring_file import signing_keyring
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance
 from streams.sinks.keys import RedisKeys
 from tests.support.cli import emc
 from tests.support.oracle import batch_counts, nonzero
 from tests.support.published_figures import PUBLISHED_2024
+from tests.support.signing import with_signatures
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,6 +34,11 @@ REGISTRY = Registry.load()
 CONFIG = ProfileConfig(profile="2024", scale=0.0001, seed=2024, min_resolved_published=150, min_resolved=20,
                        lean=True, heartbeat_every=timedelta(days=30), duplicate_share=0.02, correction_share=0.02,
                        void_share=0.01, late_share=0.02, bad_share=0.002)
+
+
+@pytest.fixture
+def settings(settings, tmp_path):  # every event signed, and signatures enforced
+    return with_signatures(settings, tmp_path)
 
 
 def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, start_worker, redis_client) -> None:
@@ -50,7 +57,7 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
 
     worker = start_worker()
     declare_maintenance(settings, simulation)  # what `emc simulate --broker` and `emc local` do
-    with EventProducer(settings) as producer:
+    with EventProducer(settings, signing_keyring(settings)) as producer:
         for message in messages:
             producer.send(message.key, message.value)
         producer.flush()

@@ -16,15 +16,22 @@ from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
 from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
+from streams.security.keyring_file import signing_keyring
 from streams.simulation.simulator import SimMessage, SimulationConfig, simulate
 from streams.sinks.keys import KEY_SEPARATOR, RedisKeys
 from tests.integration.conftest import WorkerProcess
 from tests.support.oracle import batch_counts, nonzero
+from tests.support.signing import with_signatures
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 REGISTRY = Registry.load()
+
+
+@pytest.fixture
+def settings(settings, tmp_path):  # every event signed, and signatures enforced
+    return with_signatures(settings, tmp_path)
 
 
 def _events_handled(worker: WorkerProcess) -> float:
@@ -71,7 +78,7 @@ def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, sta
     size = len(messages) // parts + 1
     chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
 
-    with EventProducer(settings) as producer:
+    with EventProducer(settings, signing_keyring(settings)) as producer:
         worker = start_worker()
         for number, chunk in enumerate(chunks[:3]):
             before = _events_handled(worker)

@@ -70,3 +70,49 @@ def test_the_cli_ends_quietly_when_its_reader_goes_away() -> None:
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 128 + 13
+
+
+# -- security settings (docs/security.md) -------------------------------------------------------
+
+def test_kafka_security_settings_build_the_same_kwargs_for_every_client(tmp_path) -> None:
+    import ssl
+
+    from streams.kafka.security import aiokafka_security, faust_credentials, kafka_python_security
+
+    plain = load_settings(environ={})
+    assert aiokafka_security(plain) == {"security_protocol": "PLAINTEXT"} and faust_credentials(plain) is None
+    env = {"EMC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "EMC_KAFKA_USERNAME": "emc-worker", "EMC_KAFKA_PASSWORD": "pw"}
+    secured = load_settings(environ=env)
+    kwargs = aiokafka_security(secured)
+    assert kwargs["security_protocol"] == "SASL_SSL" and kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("emc-worker", "pw")
+    assert isinstance(kwargs["ssl_context"], ssl.SSLContext) and kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+    assert kafka_python_security(secured).keys() == kwargs.keys()
+    credentials = faust_credentials(secured)
+    assert (credentials.username, credentials.password, credentials.mechanism.value) == ("emc-worker", "pw", "SCRAM-SHA-512")
+    assert "pw" not in repr(secured)  # passwords stay out of reprs (and so out of logs)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"EMC_AUTH": "maybe"}, "EMC_AUTH"),
+    ({"EMC_AUTH": "enforce"}, "needs a keyring"),
+    ({"EMC_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "EMC_KAFKA_USERNAME and EMC_KAFKA_PASSWORD"),
+    ({"EMC_KAFKA_SECURITY_PROTOCOL": "TLS"}, "EMC_KAFKA_SECURITY_PROTOCOL"),
+    ({"EMC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "EMC_KAFKA_USERNAME": "u", "EMC_KAFKA_PASSWORD": "p",
+      "EMC_KAFKA_SASL_MECHANISM": "GSSAPI"}, "EMC_KAFKA_SASL_MECHANISM"),
+    ({"EMC_KAFKA_CA_FILE": "/no/such/ca.pem"}, "no such file"),
+    ({"EMC_METRICS_USERNAME": "prometheus"}, "go together"),
+    ({"EMC_METRICS_CERT_FILE": "/etc/hostname"}, "go together"),
+])
+def test_bad_security_settings_stop_with_one_line(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=env)
+
+
+def test_redis_passwords_are_redacted() -> None:
+    from streams.settings import redacted_url
+
+    assert redacted_url("redis://emc-writer:s3cret@redis:6379/0") == "redis://emc-writer:***@redis:6379/0"
+    assert redacted_url("rediss://:s3cret@redis:6380/0") == "rediss://:***@redis:6380/0"
+    assert redacted_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert "s3cret" not in repr(load_settings(environ={"EMC_REDIS_URL": "redis://emc-writer:s3cret@redis:6379/0"}))

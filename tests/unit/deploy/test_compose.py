@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -51,8 +52,9 @@ def compose() -> dict:
 
 
 def _workers(compose: dict) -> dict[str, dict]:
-    """Services built from this repository's Dockerfile."""
-    return {name: service for name, service in compose["services"].items() if "build" in service}
+    """Services built from this repository's Dockerfile that run `emc worker`."""
+    return {name: service for name, service in compose["services"].items()
+            if "build" in service and service.get("command") in (None, ["worker"])}
 
 
 def _bind_mounts(service: dict) -> list[tuple[str, str]]:
@@ -93,16 +95,20 @@ def test_two_workers_are_built_from_the_dockerfile(compose: dict) -> None:
         assert service.get("command") in (None, ["worker"]), name
 
 
-def test_workers_are_configured_with_exactly_the_contract_variables(compose: dict) -> None:
+def test_workers_are_configured_with_the_contract_variables_and_security_settings(compose: dict) -> None:
     assert CONTRACT_ENV <= set(ENV_VARS.values())  # the worker reads them
     services = compose["services"]
     for name, service in _workers(compose).items():
         environment = service["environment"]
-        assert set(environment) == CONTRACT_ENV, name
+        assert CONTRACT_ENV <= set(environment) <= set(ENV_VARS.values()), name
         settings = load_settings(environ={key: str(value) for key, value in environment.items()})  # valid values
         broker_host = settings.bootstrap_servers.split(":")[0]
         assert broker_host in services and services[broker_host]["image"].startswith("apache/kafka"), name
-        assert re.match(r"redis://(\w+):", settings.redis_url).group(1) in services, name
+        assert urlparse(settings.redis_url).hostname in services, name
+        # Least privilege (docs/security.md): SASL to Kafka, the Redis writer, signatures enforced.
+        assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == ("SASL_PLAINTEXT", "SCRAM-SHA-512"), name
+        assert urlparse(settings.redis_url).username == "emc-writer" and settings.auth == "enforce", name
+        assert str(Path(settings.keyring).parent) in {str(v).split(":")[1] for v in service["volumes"]}, name
         # The table store is on a volume of its own.
         mounted = {volume.split(":")[1] if isinstance(volume, str) else volume["target"]
                    for volume in service["volumes"]}
@@ -111,10 +117,47 @@ def test_workers_are_configured_with_exactly_the_contract_variables(compose: dic
 
 def test_kafka_runs_in_kraft_mode_without_zookeeper(compose: dict) -> None:
     services = compose["services"]
-    kafka = [service for service in services.values() if service.get("image", "").startswith("apache/kafka:")]
+    kafka = [service for service in services.values() if "KAFKA_PROCESS_ROLES" in service.get("environment", {})]
     assert len(kafka) == 1
     assert set(kafka[0]["environment"]["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert not any("zookeeper" in (name + service.get("image", "")).lower() for name, service in services.items())
+
+
+def test_kafka_takes_only_scram_from_the_network_and_grants_only_what_setup_allows(compose: dict) -> None:
+    kafka = compose["services"]["kafka"]["environment"]
+    protocols = dict(pair.split(":") for pair in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = dict(item.split("://") for item in kafka["KAFKA_LISTENERS"].split(","))
+    for name, address in listeners.items():
+        if name != "CONTROLLER" and not address.startswith("127.0.0.1:"):
+            assert protocols[name] == "SASL_PLAINTEXT", name
+    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false" and "StandardAuthorizer" in kafka["KAFKA_AUTHORIZER_CLASS_NAME"]
+    setup = compose["services"]["kafka-setup"]
+    script = _mount_source(setup, "/setup-security.sh").read_text()
+    assert setup["network_mode"] == "service:kafka"
+    # Producers may only WRITE (and describe) the input topic.
+    assert [line.split()[2:] for line in script.splitlines() if line.startswith("allow emc-producer")] == [
+        ["--operation", "Write", "--operation", "Describe", "--topic", "emc.dossier-events.v1"]]
+    assert any(line.startswith("allow emc-operator --operation Read") and "emc.dossier-events.dlq.v1" in line
+               for line in script.splitlines())
+    for worker in _workers(compose).values():
+        assert worker["depends_on"]["kafka-setup"]["condition"] == "service_completed_successfully"
+        assert worker["depends_on"]["keyring-init"]["condition"] == "service_completed_successfully"
+
+
+def test_redis_has_no_default_user_and_the_shipped_acl_file(compose: dict) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"] if isinstance(redis["command"], list) else redis["command"].split()
+    acl = _mount_source(redis, command[command.index("--aclfile") + 1])
+    assert acl == REPO_ROOT / "streams" / "data" / "redis-users.acl"  # the file `emc local` starts redis-server with
+    assert "user default off" in acl.read_text().splitlines()
+
+
+def test_the_keyring_is_generated_once_into_its_volume(compose: dict) -> None:
+    init = compose["services"]["keyring-init"]
+    assert init["command"] == ["keys", "new", "--all", "--keyring", "/keys/keyring.json"]
+    assert any(str(v).startswith("emc-keys:/keys") or (isinstance(v, dict) and v.get("source") == "emc-keys")
+               for v in init["volumes"])
 
 
 def test_redis_persists_to_an_append_only_file(compose: dict) -> None:

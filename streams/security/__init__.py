@@ -1,0 +1,1 @@
+"""Security adapters: the keyring file of agency keys, and the transport settings of clients."""
