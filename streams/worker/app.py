@@ -40,7 +40,7 @@ from streams.domain.signatures import Keyring
 from streams.domain.snapshot import agency_status
 from streams.errors import ExternalServiceError
 from streams.kafka.control import ControlFeed, ControlPublisher
-from streams.kafka.security import faust_credentials
+from streams.kafka.security import aiokafka_security, faust_credentials
 from streams.kafka.topics import STATE_TABLES
 from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
 from streams.security.keyring_file import load_keyring
@@ -301,7 +301,7 @@ async def _watch_progress(worker: Worker) -> None:
     worker when a stage with lag has not advanced for `stall_exit_s` (issue 18 items 9, 10)."""
     settings = worker.settings
     watch = ProgressWatch(settings.stall_after_s)
-    probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress")
+    probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress", aiokafka_security(settings))
     seen = _Seen()
     try:
         while True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -30,9 +30,10 @@ class HighwaterProbe:
     an empty one, so it costs one empty long poll per partition and fetch wait.
     """
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str, security: Mapping[str, object] | None = None) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        self._security = dict(security or {})  # SASL/TLS arguments (streams.kafka.security)
         self._consumer: AIOKafkaConsumer | None = None
         self._assigned: frozenset[TopicPartition] = frozenset()
 
@@ -70,7 +71,7 @@ class HighwaterProbe:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap_servers, group_id=None, enable_auto_commit=False,
-                max_partition_fetch_bytes=64 * 1024, client_id=self._client_id,
+                max_partition_fetch_bytes=64 * 1024, client_id=self._client_id, **self._security,
             )
             await consumer.start()
             self._consumer = consumer
