@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from streams.cli.flags import add_settings, settings_from, subcommands
-from streams.domain.events import us_to_rfc3339
+from streams.domain.instants import us_to_rfc3339
 from streams.domain.registry import Registry
 from streams.domain.signatures import KEY_ID_HEADER, SIGNATURE_HEADER, Keyring, us_of_rfc3339
 from streams.errors import ConfigError

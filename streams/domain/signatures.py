@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from streams.domain.events import rfc3339_to_us, us_to_rfc3339
+from streams.domain.events import rfc3339_to_us
+from streams.domain.instants import us_to_rfc3339
 from streams.errors import InvalidEvent, KeyringError, Unauthenticated
 
 KEY_ID_HEADER = "emc-key-id"

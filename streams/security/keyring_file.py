@@ -26,7 +26,7 @@ import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from streams.domain.events import us_to_rfc3339
+from streams.domain.instants import us_to_rfc3339
 from streams.domain.signatures import AgencyKey, Keyring, us_of_rfc3339
 from streams.errors import KeyringError
 from streams.settings import Settings
