@@ -1,15 +1,16 @@
 """Finality of a period's figures (issue 15): pure rules, no I/O.
 
 Beside its counts (contract section 3), every counter row of an agency and period counts the
-events that reached it, by kind, so that a published figure's later changes can be accounted
-for. An event reaches the rows of the periods whose counts it changes and of the periods of
-its own `occurred_at` (Asia/Ho_Chi_Minh); each row counts it once, by the state stage's
-per-row source-offset rule, so replays and crashes never count an event twice.
+events that changed them, by kind, so that a published figure's later changes can be accounted
+for. An applied event reaches the rows of the periods whose counts it changes; a duplicate (it
+changes nothing) the rows of the periods of its own `occurred_at` (Asia/Ho_Chi_Minh). Each row
+counts an event once, by the state stage's per-row source-offset rule, so replays and crashes
+never count an event twice.
 
-- `events_applied`: events applied (not duplicates);
+- `events_applied`: applied events (not duplicates) that changed a count of the period;
 - `events_after_close`: of those, applied after the period had ended (late for the period);
-- `events_corrections`: applied events with a `supersedes`;
-- `events_voids`: applied `voided` events;
+- `events_corrections`: of those, events with a `supersedes`;
+- `events_voids`: of those, `voided` events;
 - `events_duplicates`: events ignored as duplicates of an `event_id` already applied.
 """
 
@@ -37,18 +38,24 @@ def period_end_us(period: str) -> int:
     return us_of(end)
 
 
+def kind_increments(*, duplicate: bool, event_type: str, supersedes: str | None) -> tuple[str, ...]:
+    """The event counts one event adds to every row it reaches, but `events_after_close`."""
+    if duplicate:
+        return ("events_duplicates",)
+    kinds = ["events_applied"]
+    if supersedes:
+        kinds.append("events_corrections")
+    if event_type == "voided":
+        kinds.append("events_voids")
+    return tuple(kinds)
+
+
 def event_increments(*, duplicate: bool, event_type: str, supersedes: str | None, applied_at_us: int,
                      period_end: int) -> dict[str, int]:
     """What one event adds to the event counts of one period's row."""
-    if duplicate:
-        return {"events_duplicates": 1}
-    out = {"events_applied": 1}
-    if applied_at_us >= period_end:
+    out = dict.fromkeys(kind_increments(duplicate=duplicate, event_type=event_type, supersedes=supersedes), 1)
+    if not duplicate and applied_at_us >= period_end:
         out["events_after_close"] = 1
-    if supersedes:
-        out["events_corrections"] = 1
-    if event_type == "voided":
-        out["events_voids"] = 1
     return out
 
 

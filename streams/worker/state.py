@@ -34,7 +34,7 @@ import orjson
 
 from streams.domain.dossier import Counts, counts_delta, counts_of_applied
 from streams.domain.events import DossierEvent
-from streams.domain.finality import event_increments, period_end_us
+from streams.domain.finality import kind_increments, period_end_us
 from streams.domain.periods import periods_of_us
 from streams.worker.codec import SourcedEvent, event_from_wire, event_to_wire
 
@@ -239,10 +239,13 @@ class StateApplier:
         duplicate: bool,
     ) -> None:
         """Fold the event's count deltas and its event counts into the rows of the periods its
-        deltas change and of the periods of its own `occurred_at`, each row at most once."""
+        deltas change (a duplicate: the periods of its own `occurred_at`), each row at most once.
+        An applied event that changes no count touches no row, as before: no extra writes."""
         partition_key = str(item.source_partition)
         event = item.event
-        by_period: dict[str, list[tuple[str, int]]] = {period: [] for period in periods_of_us(event.occurred_at_us)}
+        kinds = kind_increments(duplicate=duplicate, event_type=event.type, supersedes=event.supersedes)
+        by_period: dict[str, list[tuple[str, int]]] = (
+            {period: [] for period in periods_of_us(event.occurred_at_us)} if duplicate else {})
         for (period, count_field), amount in delta.items():
             by_period.setdefault(period, []).append((count_field, amount))
         for period, changes in by_period.items():
@@ -258,9 +261,11 @@ class StateApplier:
                 continue
             for count_field, amount in changes:
                 row.counts[count_field] = row.counts.get(count_field, 0) + amount
-            for name, amount in event_increments(duplicate=duplicate, event_type=event.type, supersedes=event.supersedes,
-                                                 applied_at_us=applied_at_us, period_end=period_end_us(period)).items():
-                row.events[name] = row.events.get(name, 0) + amount
+            events = row.events
+            for name in kinds:
+                events[name] = events.get(name, 0) + 1
+            if not duplicate and applied_at_us >= period_end_us(period):  # the rule of finality.event_increments
+                events["events_after_close"] = events.get("events_after_close", 0) + 1
             row.offsets[partition_key] = item.offset
             dirty_counters.add(key)
 
