@@ -55,3 +55,8 @@ class Unauthenticated(EmcError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class InvalidCatalogueRecord(EmcError):
+    """A record of the procedure-catalogue topic is invalid: the CLI refuses it (exit 2) and
+    a worker skips it with a log line."""

@@ -32,6 +32,7 @@ class Settings:
     batch_topic: str = "emc.dossier-batches.v1"
     control_topic: str = "emc.agency-control.v1"  # compacted: per-agency targets and maintenance
     bulletin_topic: str = "emc.bulletins.v1"  # compacted: published bulletins, key {period}:v{N}
+    catalogue_topic: str = "emc.procedure-catalogue.v1"  # compacted: each agency's procedures and levels
     app_id: str = "emc-streams"
     partitions: int = 8
     replication_factor: int = 1
@@ -85,6 +86,7 @@ ENV_VARS: dict[str, str] = {
     "batch_topic": "EMC_BATCH_TOPIC",
     "control_topic": "EMC_CONTROL_TOPIC",
     "bulletin_topic": "EMC_BULLETIN_TOPIC",
+    "catalogue_topic": "EMC_CATALOGUE_TOPIC",
     "app_id": "EMC_APP_ID",
     "partitions": "EMC_PARTITIONS",
     "replication_factor": "EMC_REPLICATION_FACTOR",
@@ -173,11 +175,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"EMC_REDIS_URL / --redis-url: expected redis://HOST:PORT/DB, got {s.redis_url!r}")
     if not 0 <= s.metrics_port <= 65535:
         raise ConfigError(f"EMC_METRICS_PORT / --metrics-port: {s.metrics_port} is not a TCP port")
-    for name in ("input_topic", "dead_letter_topic", "batch_topic", "control_topic", "bulletin_topic"):
+    for name in ("input_topic", "dead_letter_topic", "batch_topic", "control_topic", "bulletin_topic", "catalogue_topic"):
         if not _TOPIC_NAME.match(getattr(s, name)):
             raise ConfigError(f"--{name.replace('_', '-')}: {getattr(s, name)!r} is not a valid Kafka topic name")
-    if len({s.input_topic, s.dead_letter_topic, s.batch_topic, s.control_topic, s.bulletin_topic}) != 5:
-        raise ConfigError("input, dead-letter, batch, control and bulletin topics must be five different topics")
+    if len({s.input_topic, s.dead_letter_topic, s.batch_topic, s.control_topic, s.bulletin_topic, s.catalogue_topic}) != 6:
+        raise ConfigError("input, dead-letter, batch, control, bulletin and catalogue topics must be six different topics")
     if not 1 <= s.partitions <= 1024:
         raise ConfigError(f"EMC_PARTITIONS / --partitions: {s.partitions} is not in 1..1024")
     if s.replication_factor < 1:

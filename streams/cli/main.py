@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from streams.cli import agency, bulletin, explain, keys, local, publish, registry, report, simulate, targets, worker
+from streams.cli import agency, bulletin, catalogue, explain, keys, local, publish, registry, report, simulate, targets, worker
 from streams.cli.flags import CliParser
 from streams.errors import ConfigError, EmcError
 
-COMMAND_GROUPS = (worker, publish, simulate, local, registry, targets, agency, report, explain, bulletin, keys)
+COMMAND_GROUPS = (worker, publish, simulate, local, registry, targets, agency, report, explain, bulletin, keys, catalogue)
 
 
 def build_parser() -> argparse.ArgumentParser:

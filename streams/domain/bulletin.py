@@ -24,6 +24,7 @@ from streams.domain.control import Maintenance, maintenance_from_history
 from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.finality import EVENT_COUNT_FIELDS
 from streams.domain.rankings import BlockRanking
+from streams.domain.snapshot import SNAPSHOT_COUNT_FIELDS
 
 BULLETIN_SCHEMA = "emc.bulletin.v1"
 _KEY = re.compile(r"^(?P<period>[0-9]{4}(?:-Q[1-4]|-[0-9]{2}(?:-[0-9]{2})?)?):v(?P<version>[1-9][0-9]*)$")
@@ -84,7 +85,9 @@ class BulletinSummary:
                 "note": self.note, "sha256": self.sha256}
 
 
-def counts_of(fields: Mapping[str, Any], names: tuple[str, ...] = COUNT_FIELDS) -> dict[str, int]:
+def counts_of(fields: Mapping[str, Any], names: tuple[str, ...] = SNAPSHOT_COUNT_FIELDS) -> dict[str, int]:
+    """The integer fields `names` of a snapshot hash kept in a bulletin (by default the counts
+    and the procedure figures, as the report reads them from Redis)."""
     return {name: int(fields[name]) for name in names if name in fields}
 
 

@@ -23,6 +23,7 @@ COUNT_FIELDS: tuple[str, ...] = (
     "received_in_person",
     "received_postal",
     "received_unknown",
+    "received_national_portal",
     "digitized",
     "resolved",
     "full_online",
@@ -41,6 +42,14 @@ COUNT_FIELDS: tuple[str, ...] = (
     "payment_amount_online_vnd",
 )
 MODES: tuple[str, ...] = ("full_online", "partial_online", "offline", "unclassified")
+
+# Per-procedure counts (indicator 2) are booked beside the counts above, in fields named by a
+# prefix and the procedure code: dossiers received, and received online, per procedure. They
+# never reach Redis as such; the snapshot turns them into numbers of procedures with the
+# catalogue (streams/domain/catalogue.py). The prefixes hold no character of COUNT_FIELDS'
+# names but ':' so the two kinds of field can never be confused.
+PROCEDURE_RECEIVED_PREFIX = "r:"
+PROCEDURE_RECEIVED_ONLINE_PREFIX = "o:"
 
 # (period, count field) -> value. Every dated contribution is booked in its day, month,
 # quarter and year at once, so that each period's row is directly readable.
@@ -121,6 +130,7 @@ class Classification:
     withdrawn_at_us: int | None
     received_at_us: int | None
     received_event: DossierEvent | None  # the earliest live received (else submitted)
+    portal: str  # national | agency | unknown
     resolution_event: DossierEvent | None
     channel_event: DossierEvent | None  # the live event the channel was taken from
 
@@ -167,6 +177,12 @@ def classify(live: list[DossierEvent]) -> Classification:
     else:
         mode = "full_online"
 
+    # The portal, like the channel: the latest live received that names one, else the latest
+    # live submitted that does (a back office often records receipt without the portal).
+    portal_source = _latest([e for e in received if e.portal is not None]) or _latest(
+        [e for e in submitted if e.portal is not None])
+    portal = portal_source.portal if portal_source is not None and portal_source.portal else "unknown"
+
     withdrawn = _earliest(by_type.get("withdrawn", [])) if resolution is None else None
     first_received = _earliest(received) or _earliest(submitted)
     return Classification(
@@ -181,6 +197,7 @@ def classify(live: list[DossierEvent]) -> Classification:
         received_event=first_received,
         resolution_event=resolution,
         channel_event=channel_source,
+        portal=portal,
     )
 
 
@@ -204,6 +221,8 @@ def dossier_counts(live: list[DossierEvent]) -> Counts:
     if c.received_at_us is not None:
         _book(counts, c.received_at_us, "received")
         _book(counts, c.received_at_us, f"received_{c.channel}")
+        if c.channel == "online" and c.portal == "national":
+            _book(counts, c.received_at_us, "received_national_portal")
         earliest_received = _earliest([e for e in live if e.type == "received"])
         if earliest_received is not None and earliest_received.digitized:
             _book(counts, c.received_at_us, "digitized")
@@ -236,6 +255,39 @@ def dossier_counts(live: list[DossierEvent]) -> Counts:
 def counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
     """Counts of a dossier from its applied events (duplicates already removed)."""
     return dossier_counts(live_events(applied))
+
+
+def procedure_counts(live: list[DossierEvent]) -> Counts:
+    """The dossier's per-procedure counts: one received (and, when its channel is online, one
+    received online) for its procedure, dated as `received`. Voided: nothing.
+
+    The procedure is that of the event that dates the receipt (the earliest live received,
+    else submitted), so a correction of that event moves the dossier to the corrected code.
+    """
+    counts: Counts = {}
+    if not live:
+        return counts
+    c = classify(live)
+    if c.voided or c.received_at_us is None or c.received_event is None or c.received_event.procedure_code is None:
+        return counts
+    code = c.received_event.procedure_code
+    _book(counts, c.received_at_us, PROCEDURE_RECEIVED_PREFIX + code)
+    if c.channel == "online":
+        _book(counts, c.received_at_us, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)
+    return counts
+
+
+def row_counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
+    """Everything a dossier contributes to its agency's counter rows: the counts of the
+    contract and the per-procedure counts."""
+    live = live_events(applied)
+    counts = dossier_counts(live)
+    counts.update(procedure_counts(live))
+    return counts
+
+
+def is_procedure_field(name: str) -> bool:
+    return name.startswith((PROCEDURE_RECEIVED_PREFIX, PROCEDURE_RECEIVED_ONLINE_PREFIX))
 
 
 def counts_delta(old: Mapping[tuple[str, str], int], new: Mapping[tuple[str, str], int]) -> Counts:

@@ -48,6 +48,9 @@ SCHEMA_ID = "emc.dossier-event.v1"
 CHANNELS: tuple[str, ...] = ("online", "in_person", "postal")
 PAYMENT_METHODS: tuple[str, ...] = ("online", "in_person")
 DELIVERIES: tuple[str, ...] = ("online", "public_postal", "in_person")
+# Where an online dossier was submitted: the National Public Service Portal (Cổng dịch vụ
+# công quốc gia) or the agency's own portal.
+PORTALS: tuple[str, ...] = ("national", "agency")
 
 # Maximum lengths in Unicode code points (what JSON Schema and Python's len count); the
 # minimum is 1 for all of them.
@@ -85,8 +88,8 @@ REQUIRED_FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
 # other known field is validated and then dropped.
 _DOSSIER_EVENT = frozenset({"dossier_id", "supersedes"})
 KEPT_FIELDS_BY_TYPE: dict[str, frozenset[str]] = {
-    "submitted": _DOSSIER_EVENT | {"procedure_code", "channel"},
-    "received": _DOSSIER_EVENT | {"procedure_code", "channel", "digitized", "due_at"},
+    "submitted": _DOSSIER_EVENT | {"procedure_code", "channel", "portal"},
+    "received": _DOSSIER_EVENT | {"procedure_code", "channel", "digitized", "due_at", "portal"},
     "fee_paid": _DOSSIER_EVENT | {"method", "amount_vnd"},
     "supplement_requested": _DOSSIER_EVENT,
     "supplement_received": _DOSSIER_EVENT | {"in_person"},
@@ -120,6 +123,7 @@ class DossierEvent:
     digitized: bool = False
     due_at_us: int | None = None
     supersedes: str | None = None
+    portal: str | None = None  # national | agency
 
 
 def _make_event_builder() -> Callable[..., DossierEvent]:
@@ -132,12 +136,12 @@ def _make_event_builder() -> Callable[..., DossierEvent]:
     """
     names = tuple(field.name for field in fields(DossierEvent))
     (set_0, set_1, set_2, set_3, set_4, set_5, set_6, set_7, set_8, set_9, set_10, set_11, set_12, set_13,
-     set_14) = (DossierEvent.__dict__[name].__set__ for name in names)
+     set_14, set_15) = (DossierEvent.__dict__[name].__set__ for name in names)
     new = object.__new__
 
     def build(
         event_id, agency_code, type, occurred_at_us, dossier_id, procedure_code, channel, method,  # noqa: A002
-        amount_vnd, delivery, electronic, in_person, digitized, due_at_us, supersedes,
+        amount_vnd, delivery, electronic, in_person, digitized, due_at_us, supersedes, portal,
     ) -> DossierEvent:
         event = new(DossierEvent)
         set_0(event, event_id)
@@ -155,6 +159,7 @@ def _make_event_builder() -> Callable[..., DossierEvent]:
         set_12(event, digitized)
         set_13(event, due_at_us)
         set_14(event, supersedes)
+        set_15(event, portal)
         return event
 
     # The parameters above must be the fields, in order: a change to DossierEvent that
@@ -285,7 +290,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
     # Every known optional field is validated whatever the type; `kept` then decides
     # whether the model carries it.
     kept = KEPT_FIELDS_BY_TYPE[kind]
-    dossier_id = procedure_code = channel = method = delivery = supersedes = None
+    dossier_id = procedure_code = channel = method = delivery = supersedes = portal = None
     amount_vnd = due_at_us = None
     electronic = in_person = digitized = False
     if (value := get("dossier_id", _ABSENT)) is not _ABSENT:
@@ -310,6 +315,8 @@ def event_from_mapping(obj: dict) -> DossierEvent:
         due_at_us = _timestamp("due_at", value)
     if (value := get("supersedes", _ABSENT)) is not _ABSENT:
         supersedes = _string("supersedes", value, EVENT_ID_MAX_LENGTH)
+    if (value := get("portal", _ABSENT)) is not _ABSENT:
+        portal = _enum("portal", value, PORTALS)
 
     return _new_dossier_event(
         event_id,
@@ -327,6 +334,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
         digitized and "digitized" in kept,
         due_at_us if "due_at" in kept else None,
         supersedes if "supersedes" in kept else None,
+        portal if "portal" in kept else None,
     )
 
 

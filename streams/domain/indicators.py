@@ -12,6 +12,12 @@ sum (`on_time + late`: resolved dossiers that had a `due_at`).
 | electronic_result | electronic_result_rate | electronic_results | completed |
 | on_time | on_time_rate | on_time | on_time + late |
 | online_received | online_received_rate | received_online | received |
+| national_portal | national_portal_rate | received_national_portal | received_online |
+| full_online_procedures | full_online_procedures_rate | full_online_procedures_in_force | procedures_in_force |
+| full_online_procedures_used | full_online_procedures_used_rate | full_online_procedures_with_online_dossiers | procedures_with_dossiers |
+
+The last two are the bulletin's indicators 1 and 2 (streams/domain/catalogue.py); the headline
+`full_online_rate` is its indicator 3.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ INDICATORS: tuple[Indicator, ...] = (
     Indicator("electronic_result", "electronic_result_rate", "electronic_results", ("completed",)),
     Indicator("on_time", "on_time_rate", "on_time", ("on_time", "late")),
     Indicator("online_received", "online_received_rate", "received_online", ("received",)),
+    Indicator("national_portal", "national_portal_rate", "received_national_portal", ("received_online",)),
+    Indicator("full_online_procedures", "full_online_procedures_rate", "full_online_procedures_in_force",
+              ("procedures_in_force",)),
+    Indicator("full_online_procedures_used", "full_online_procedures_used_rate",
+              "full_online_procedures_with_online_dossiers", ("procedures_with_dossiers",)),
 )
 INDICATOR_FIELDS: tuple[str, ...] = tuple(i.field for i in INDICATORS)
 

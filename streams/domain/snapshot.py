@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from streams.domain.catalogue import PROCEDURE_FIGURES
 from streams.domain.dossier import COUNT_FIELDS
+
+# The integer fields of the agency and block hashes: the counts of the contract, then the
+# procedure figures of the catalogue (streams/domain/catalogue.py). Both are sums over the
+# agencies of a block.
+SNAPSHOT_COUNT_FIELDS: tuple[str, ...] = COUNT_FIELDS + PROCEDURE_FIGURES
 
 AGENCY_STATUSES: tuple[str, ...] = ("connected", "silent", "maintenance", "never")
 
@@ -15,7 +21,7 @@ def counts_from_hash(fields: Mapping[str | bytes, str | bytes]) -> dict[str, int
     out: dict[str, int] = {}
     for raw_name, raw_value in fields.items():
         name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-        if name in COUNT_FIELDS:
+        if name in SNAPSHOT_COUNT_FIELDS:
             out[name] = int(raw_value)
     return out
 

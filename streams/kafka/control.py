@@ -2,11 +2,9 @@
 
 - `send_control`: the CLI's side, a kafka-python producer that waits for the broker's ack.
 - `read_control_state`: the CLI's reader (`emc targets list`): the whole topic, once.
-- `ControlFeed`: the worker's side. Every worker reads the *whole* topic (it is small): a
-  plain aiokafka consumer without a consumer group, all partitions assigned by hand, from
-  the beginning at each start, so that the state is rebuilt from the compacted topic after
-  any restart and no worker depends on another. The latest record of each key is kept in
-  memory and published as an immutable `ControlState` that `_tick` reads.
+- `ControlFeed`: the worker's side. Every worker reads the *whole* topic (it is small, see
+  streams/kafka/feed.py). The latest record of each key is kept in memory and published as
+  an immutable `ControlState` that `_tick` reads.
 - `ControlPublisher`: the leader's writer of the control state to Redis:
   hash `{prefix}targets:{period}`, field agency code -> ratio as a decimal string, and the
   set `{prefix}target-periods` of the periods that have such a hash;
@@ -18,13 +16,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError as AIOKafkaError
 from redis.exceptions import RedisError
 
 from streams.domain.control import (
@@ -38,7 +33,7 @@ from streams.domain.control import (
 from streams.domain.registry import Registry
 from streams.errors import InvalidControlRecord
 from streams.kafka.compacted import produce_acked, read_whole_topic
-from streams.kafka.security import aiokafka_security
+from streams.kafka.feed import CompactedTopicFeed
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
 
@@ -93,85 +88,25 @@ def _fold(registry: Registry, records: dict[str, ControlRecord], key: bytes | No
 
 # -- worker side ---------------------------------------------------------------------------
 
-class ControlFeed:
+class ControlFeed(CompactedTopicFeed):
     """The latest control state, kept up to date from the whole control topic."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
-        self._settings = settings
+        super().__init__(settings, settings.control_topic, "control")
         self._registry = registry
         self._records: dict[str, ControlRecord] = {}
-        self._positions: dict[int, int] = {}  # partition -> next offset to read
         self.state = ControlState()
-        # True once the feed has read the topic up to its end (as it was when the feed got
-        # there): before that a worker would publish statuses without the declared windows.
-        self.ready = False
 
-    async def run(self) -> None:
-        """Follow the topic until cancelled; broker errors are retried with backoff."""
-        delay = 0.5
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", client_id=f"{self._settings.app_id}-control",
-                **aiokafka_security(self._settings),
-            )
-            try:
-                await consumer.start()
-                tps = await self._assign(consumer)
-                delay = 0.5
-                await self._follow(consumer, tps)
-            except AIOKafkaError as exc:
-                log.warning("control feed: broker error, retrying in %.1f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-            finally:
-                await consumer.stop()
+    def _fold_message(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> bool:
+        return _fold(self._registry, self._records, key, value, partition, offset)
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        topic = self._settings.control_topic
-        while True:
-            await consumer.topics()  # refreshes the metadata
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            log.warning("control feed: topic %s not found yet, retrying", topic)
-            await asyncio.sleep(1.0)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            if tp.partition in self._positions:  # a reconnect: go on where we were
-                consumer.seek(tp, self._positions[tp.partition])
-            else:
-                await consumer.seek_to_beginning(tp)
-        return tps
+    def _rebuild(self) -> None:
+        self.state = ControlState.of(self._records.values())
+        log.info("control state: %d targets, %d maintenance windows",
+                 len(self.state.targets), self.state.window_count)
 
-    async def _follow(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            changed = False
-            for tp, messages in batch.items():
-                for message in messages:
-                    changed |= _fold(self._registry, self._records, message.key, message.value, tp.partition, message.offset)
-                if messages:
-                    self._positions[tp.partition] = messages[-1].offset + 1
-            if changed:
-                self.state = ControlState.of(self._records.values())
-                log.info("control state: %d targets, %d maintenance windows",
-                         len(self.state.targets), self.state.window_count)
-            if not self.ready and await self._caught_up(consumer, tps):
-                self.ready = True
-                log.info("control feed caught up (%d records)", len(self._records))
-
-    @staticmethod
-    async def _caught_up(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                return False
-            if await consumer.position(tp) < max(ends[tp], highwater):
-                return False
-        return True
+    def _record_count(self) -> int:
+        return len(self._records)
 
 
 class ControlPublisher:

@@ -21,8 +21,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # The worker's Faust tables, in the order the worker creates them; each has a changelog topic.
-EVENT_INDEX_TABLE, DOSSIERS_TABLE, COUNTERS_TABLE, AGENCIES_TABLE = STATE_TABLES = (
-    "event-index", "dossiers", "counters", "agencies")
+EVENT_INDEX_TABLE, DOSSIERS_TABLE, COUNTERS_TABLE, AGENCIES_TABLE, PROCEDURES_TABLE = STATE_TABLES = (
+    "event-index", "dossiers", "counters", "agencies", "procedures")
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -35,7 +35,7 @@ _COMPACTED = {"retention.ms": "-1", "cleanup.policy": "compact"}
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 60.0, names: Collection[str] | None = None) -> None:
-    """Create the input, dead-letter, batch and control topics when missing.
+    """Create the input, dead-letter, batch, control and catalogue topics when missing.
 
     The batch topic must have exactly `settings.partitions` partitions: the state tables are
     co-partitioned with it. The input topic gets the same count when we create it; an
@@ -52,6 +52,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0, names: Collection
         # Compacted too: every published bulletin version has its own key, so all are kept.
         NewTopic(settings.bulletin_topic, 1, settings.replication_factor,
                  topic_configs={**_COMPACTED, "max.message.bytes": str(MAX_RECORD_BYTES)}),
+        # The same for the procedure catalogue: one record per procedure, its history inside.
+        NewTopic(settings.catalogue_topic, 1, settings.replication_factor, topic_configs=_COMPACTED),
     ]
     if names is not None:  # only these (e.g. the CLI creating the control topic)
         wanted = [topic for topic in wanted if topic.name in names]

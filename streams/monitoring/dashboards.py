@@ -248,7 +248,8 @@ def national_dashboard() -> dict[str, Any]:
                 description="A row per block, a column per indicator, from the same counts: online_payment_rate "
                             "(online payments / payments), online_payment_amount_rate (by amount), digitization_rate (digitized / received), "
                             "electronic_result_rate (electronic results / completed), on_time_rate (on time / "
-                            "(on time + late)), online_received_rate (received online / received). Absent "
+                            "(on time + late)), online_received_rate (received online / received), national_portal_rate "
+                            "(received through the national portal / received online). Absent "
                             "when the denominator is 0."), 24, 7),
         (_row("Connectivity"), 0, 0),
         (_stat("Agencies by status", [_target("sum by (status) (emc:block_agencies_by_status:sum)", "{{status}}")],

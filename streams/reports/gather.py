@@ -13,7 +13,7 @@ the same in both views.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from fractions import Fraction
 
@@ -44,10 +44,30 @@ class Totals:
     full_online: int
     resolved: int
     target: Fraction | None
+    counts: Mapping[str, int] = field(default_factory=dict)  # every integer field of the block hash
 
     @property
     def rate(self) -> Fraction | None:
         return Fraction(self.full_online, self.resolved) if self.resolved > 0 else None
+
+    def share(self, numerator: str, denominator: str) -> Fraction | None:
+        """counts[numerator] / counts[denominator]; None when the denominator is 0."""
+        den = self.counts.get(denominator, 0)
+        return Fraction(self.counts.get(numerator, 0), den) if den > 0 else None
+
+    @property
+    def full_online_procedures_rate(self) -> Fraction | None:
+        """The bulletin's indicator 1: full-online procedures / procedures in force."""
+        return self.share("full_online_procedures_in_force", "procedures_in_force")
+
+    @property
+    def full_online_procedures_used_rate(self) -> Fraction | None:
+        """Indicator 2: full-online procedures with online dossiers / procedures with dossiers."""
+        return self.share("full_online_procedures_with_online_dossiers", "procedures_with_dossiers")
+
+    @property
+    def national_portal_rate(self) -> Fraction | None:
+        return self.share("received_national_portal", "received_online")
 
     @property
     def target_met(self) -> bool | None:
@@ -146,7 +166,7 @@ def build_report(
     for scope in SCOPES:
         block_counts = inputs.block_counts.get(scope, {})
         totals[scope] = Totals(scope, block_counts.get("full_online", 0), block_counts.get("resolved", 0),
-                               _target(targets.get(scope)))
+                               _target(targets.get(scope)), block_counts)
     agency_targets = {code: _target(value) for code, value in inputs.agency_targets.items()}
     rankings = block_rankings(registry, period.text, inputs.agency_counts, inputs.statuses, today, view, blocks,
                               restate_on, inputs.maintenance_windows)

@@ -78,6 +78,14 @@ _T = {
         "finality_closed": "kỳ đã kết thúc, chưa công bố",
         "finality_published": "đã công bố (phiên bản {v})",
         "finality_restated": "đã điều chỉnh sau khi công bố (phiên bản {v})",
+        "rates": "Ba tỷ lệ toàn trình",
+        "scope": "Phạm vi",
+        "rate_1": "(1) DVC toàn trình / tổng số TTHC",
+        "rate_2": "(2) DVCTT toàn trình có hồ sơ trực tuyến / TTHC có hồ sơ",
+        "rate_3": "(3) Hồ sơ trực tuyến toàn trình / đã giải quyết",
+        "not_in_catalogue": "TTHC có hồ sơ ngoài danh mục",
+        "portal": "Nộp qua Cổng DVCQG",
+        "portal_share": "Tỷ lệ qua Cổng DVCQG",
     },
     "en": {
         "title": "FULLY-ONLINE DOSSIER RATE REPORT",
@@ -121,6 +129,14 @@ _T = {
         "finality_closed": "period closed, not published",
         "finality_published": "published (version {v})",
         "finality_restated": "restated after publication (version {v})",
+        "rates": "The three toàn trình rates",
+        "scope": "Scope",
+        "rate_1": "(1) full-online services / all procedures",
+        "rate_2": "(2) full-online services used online / procedures with dossiers",
+        "rate_3": "(3) fully-online dossiers / resolved",
+        "not_in_catalogue": "Procedures with dossiers not in the catalogue",
+        "portal": "Via the national portal",
+        "portal_share": "National portal share",
     },
 }
 
@@ -207,6 +223,20 @@ def _totals_line(totals: Totals, lang: str) -> str:
     return line
 
 
+def _rates_header(lang: str) -> list[str]:
+    t = _T[lang]
+    return [t["scope"], t["rate_1"], t["rate_2"], t["rate_3"], t["not_in_catalogue"], t["portal"], t["portal_share"]]
+
+
+def _rates_row(totals: Totals, lang: str) -> list[str]:
+    """The bulletin's three toàn trình rates side by side, with the national portal's share."""
+    return [_T[lang][totals.scope], format_percent(totals.full_online_procedures_rate, lang),
+            format_percent(totals.full_online_procedures_used_rate, lang), format_percent(totals.rate, lang),
+            format_int(totals.counts.get("procedures_not_in_catalogue", 0), lang),
+            format_int(totals.counts.get("received_national_portal", 0), lang),
+            format_percent(totals.national_portal_rate, lang)]
+
+
 # -- text ------------------------------------------------------------------------------------
 
 
@@ -254,6 +284,9 @@ def render_text(data: ReportData, lang: str = "vi") -> str:
     out.append(_totals_line(data.national, lang))
     for section in data.blocks:
         out.append(_totals_line(section.totals, lang))
+    out += ["", f"{t['rates']}:"]
+    out += table_lines(_rates_header(lang), [_rates_row(data.national, lang), *(_rates_row(s.totals, lang) for s in data.blocks)],
+                       {1, 2, 3, 4, 5, 6}, indent="  ")
     header = [t["rank"], t["code"], t["unit"], t["rate"], t["full_online"], t["resolved"], t["agency_target"]]
     for section in data.blocks:
         ranking = section.ranking
@@ -280,8 +313,19 @@ def _number(rate: Fraction | None) -> float | None:
 
 
 def _totals_json(totals: Totals) -> dict:
+    counts = totals.counts
     return {"full_online": totals.full_online, "resolved": totals.resolved, "rate": _number(totals.rate),
-            "target": _number(totals.target), "target_met": totals.target_met}
+            "target": _number(totals.target), "target_met": totals.target_met,
+            "full_online_procedures_rate": _number(totals.full_online_procedures_rate),
+            "full_online_procedures_used_rate": _number(totals.full_online_procedures_used_rate),
+            "procedures_in_force": counts.get("procedures_in_force", 0),
+            "full_online_procedures_in_force": counts.get("full_online_procedures_in_force", 0),
+            "procedures_with_dossiers": counts.get("procedures_with_dossiers", 0),
+            "full_online_procedures_with_online_dossiers": counts.get("full_online_procedures_with_online_dossiers", 0),
+            "procedures_not_in_catalogue": counts.get("procedures_not_in_catalogue", 0),
+            "received_online": counts.get("received_online", 0),
+            "received_national_portal": counts.get("received_national_portal", 0),
+            "national_portal_rate": _number(totals.national_portal_rate)}
 
 
 def report_json(data: ReportData) -> dict:
@@ -423,6 +467,12 @@ def render_html(data: ReportData, lang: str = "vi") -> str:
         body.append(f'<p class="nodata">{_esc(t["no_data"].format(period=data.period.text))}</p>')
     body.append('<div class="totals">' + _html_card(data.national, lang)
                 + "".join(_html_card(s.totals, lang) for s in data.blocks) + "</div>")
+    rows = [_rates_row(data.national, lang), *(_rates_row(s.totals, lang) for s in data.blocks)]
+    body.append(f'<section id="rates"><h2>{_esc(t["rates"])}</h2><table class="rates"><tr>'
+                + "".join(f"<th>{_esc(h)}</th>" for h in _rates_header(lang)) + "</tr>"
+                + "".join("<tr>" + f"<td>{_esc(row[0])}</td>" + "".join(f'<td class="num">{_esc(c)}</td>' for c in row[1:])
+                          + "</tr>" for row in rows)
+                + "</table></section>")
     for section in data.blocks:
         ranking = section.ranking
         block = ranking.block

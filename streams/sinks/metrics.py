@@ -105,6 +105,17 @@ class EmcCollector(Collector):
                     indicator.add_metric([agency.code, agency.block, name, window], value)
         yield indicator
 
+        uncatalogued = GaugeMetricFamily(
+            "emc_procedures_not_in_catalogue",
+            "Procedures with dossiers received in the current period that are not in force in the procedure catalogue",
+            labels=["agency", "block", "window"],
+        )
+        for agency in view.agencies:
+            for window in WINDOWS:
+                counts = agency.counts_by_window.get(window, {})
+                uncatalogued.add_metric([agency.code, agency.block, window], counts.get("procedures_not_in_catalogue", 0))
+        yield uncatalogued
+
         block_ratio = GaugeMetricFamily(
             "emc_block_full_online_ratio", "full_online / resolved over a block or the nation, current period",
             labels=["block", "window"],

@@ -23,12 +23,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.finality import EVENT_COUNT_FIELDS
 from streams.domain.indicators import INDICATORS
 from streams.domain.instants import now_rfc3339, rfc3339_utc, utc_datetime_of_us
 from streams.domain.registry import NATIONAL, SCOPES, Registry
-from streams.domain.snapshot import counts_from_hash
+from streams.domain.snapshot import SNAPSHOT_COUNT_FIELDS, counts_from_hash
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys
 
@@ -37,7 +36,8 @@ log = logging.getLogger(__name__)
 CountsReader = Callable[[str, str], dict[str, int]]  # (agency, period) -> counts and event counts
 
 # KEYS: agency hash, block hash, national hash, block rank zset.
-# ARGV: agency code, updated_at, period, then one integer per COUNT_FIELDS, then one per
+# ARGV: agency code, updated_at, period, then one integer per SNAPSHOT_COUNT_FIELDS (the
+# counts and the procedure figures), then one per
 # EVENT_COUNT_FIELDS (streams/domain/finality.py), in that order.
 # Event counts are summed into the block hashes like the counts, but change no figure: they
 # neither set `last_changed_at` nor mark the period's rankings dirty.
@@ -134,13 +134,13 @@ end
 if changed and KEYS[5] then redis.call('SADD', KEYS[5], period) end
 return changed and 1 or 0
 """ % {
-    "fields": ", ".join(f"'{name}'" for name in COUNT_FIELDS),
+    "fields": ", ".join(f"'{name}'" for name in SNAPSHOT_COUNT_FIELDS),
     "efields": ", ".join(f"'{name}'" for name in EVENT_COUNT_FIELDS),
-    "resolved": COUNT_FIELDS.index("resolved") + 1,
-    "full": COUNT_FIELDS.index("full_online") + 1,
+    "resolved": SNAPSHOT_COUNT_FIELDS.index("resolved") + 1,
+    "full": SNAPSHOT_COUNT_FIELDS.index("full_online") + 1,
     "indicators": ", ".join(
-        "{'%s', %d, {%s}}" % (i.field, COUNT_FIELDS.index(i.numerator) + 1,
-                              ", ".join(str(COUNT_FIELDS.index(d) + 1) for d in i.denominator))
+        "{'%s', %d, {%s}}" % (i.field, SNAPSHOT_COUNT_FIELDS.index(i.numerator) + 1,
+                              ", ".join(str(SNAPSHOT_COUNT_FIELDS.index(d) + 1) for d in i.denominator))
         for i in INDICATORS
     ),
 }
@@ -232,7 +232,7 @@ class SnapshotPublisher:
                     keys = [self.keys.agency(agency, period), self.keys.block(block, period),
                             self.keys.block(NATIONAL, period), self.keys.rank(block, period),
                             self.keys.rankings_dirty]
-                    args = [agency, updated_at, period, *(int(counts.get(name, 0)) for name in COUNT_FIELDS),
+                    args = [agency, updated_at, period, *(int(counts.get(name, 0)) for name in SNAPSHOT_COUNT_FIELDS),
                             *(int(counts.get(name, 0)) for name in EVENT_COUNT_FIELDS)]
                     # Via the pipeline, redis-py loads the script first when the server lacks
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.

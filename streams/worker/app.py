@@ -33,12 +33,14 @@ from faust.types import ProducerT
 from mode.utils.futures import stampede
 from prometheus_client import CollectorRegistry
 
+from streams.domain.catalogue import Catalogue
 from streams.domain.control import ControlState, agency_control_fields
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.domain.signatures import Keyring
 from streams.domain.snapshot import agency_status
 from streams.errors import ExternalServiceError
+from streams.kafka.catalogue import CatalogueFeed
 from streams.kafka.control import ControlFeed, ControlPublisher
 from streams.kafka.security import aiokafka_security, faust_credentials
 from streams.kafka.topics import STATE_TABLES
@@ -71,7 +73,7 @@ from streams.worker.state import (
     StateApplier,
     StateStores,
     read_agency_row,
-    read_counter_row,
+    snapshot_counts,
     split_counter_key,
 )
 from streams.worker.views import AgencyReading, build_metrics_view
@@ -95,6 +97,8 @@ class Worker:
     in_sync: bool = False
     control: ControlFeed | None = None  # targets and maintenance, from the whole control topic
     control_publisher: ControlPublisher | None = None
+    catalogue: CatalogueFeed | None = None  # the procedure catalogue, from the whole catalogue topic
+    published_catalogue: Catalogue = field(default_factory=Catalogue)  # the one the snapshots were written with
     stopping: bool = False  # a stop was asked for: tasks ending now are not failures
     # batch partition -> offset after the last batch message the agent applied
     applied_offsets: dict[int, int] = field(default_factory=dict)
@@ -205,6 +209,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         dossiers=RowWriter(tables["dossiers"], changelog),
         counters=RowWriter(tables["counters"], changelog),
         agencies=RowWriter(tables["agencies"], changelog),
+        procedures=RowWriter(tables["procedures"], changelog),
     )
     metrics = create_metrics(metrics_registry or CollectorRegistry())
 
@@ -246,6 +251,9 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         await control_feed.run()
 
     task("control feed", run_control_feed)
+
+    catalogue_feed = worker.catalogue = CatalogueFeed(settings, registry)
+    task("catalogue feed", catalogue_feed.run)
 
     async def run_snapshots() -> None:
         worker.publisher = SnapshotPublisher(settings, registry, connect(settings))
@@ -394,19 +402,23 @@ async def _tick(worker: Worker) -> None:
         return  # rebalancing or restoring tables: state is not complete yet
     if worker.control is None or not worker.control.ready:
         return  # the control topic (targets, maintenance windows) is not read to its end yet
+    if worker.catalogue is None or not worker.catalogue.ready:
+        return  # the procedure catalogue is not read to its end yet: the procedure figures would be wrong
     control = worker.control.state
+    catalogue = worker.catalogue.catalogue
+    _republish_catalogue_changes(worker, publisher, catalogue)
     _take_ownership(worker, publisher, owned)
 
     now = datetime.now(timezone.utc)
     periods = current_periods(now)
-    readings = _read_agencies(worker, control, now, periods)
+    readings = _read_agencies(worker, control, catalogue, now, periods)
     docs = {}
     for reading in readings:
         docs[reading.code] = publisher.agency_doc(reading.code, reading.last_event_us, reading.last_heartbeat_us, reading.status)
         docs[reading.code].update(agency_control_fields(control, reading.code, int(now.timestamp() * 1_000_000), periods["month"]))
 
     def read_counts(agency: str, period: str) -> dict[str, int]:
-        return read_counter_row(worker.stores.counters, agency, period).snapshot_fields()
+        return snapshot_counts(worker.stores, agency, period, catalogue)
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
     if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
@@ -432,7 +444,20 @@ def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: frozens
     publisher.forget_dirty_except(set(worker.owned_agencies()))
 
 
-def _read_agencies(worker: Worker, control: ControlState, now: datetime, periods: dict[str, str]) -> list[AgencyReading]:
+def _republish_catalogue_changes(worker: Worker, publisher: SnapshotPublisher, catalogue: Catalogue) -> None:
+    """A procedure added, withdrawn or changing level changes the procedure figures of every
+    period of its agency: mark all of that agency's rows for re-publishing."""
+    if catalogue is worker.published_catalogue:
+        return
+    changed = catalogue.agencies_changed_since(worker.published_catalogue)
+    worker.published_catalogue = catalogue
+    if changed:
+        rows = [split_counter_key(k) for k in worker.stores.counters.keys()]  # type: ignore[attr-defined]
+        publisher.mark_dirty(pair for pair in rows if pair[0] in changed)
+
+
+def _read_agencies(worker: Worker, control: ControlState, catalogue: Catalogue, now: datetime,
+                   periods: dict[str, str]) -> list[AgencyReading]:
     """The owned agencies' rows and current counts, as of `now`."""
     now_us = int(now.timestamp() * 1_000_000)
     readings = []
@@ -440,7 +465,7 @@ def _read_agencies(worker: Worker, control: ControlState, now: datetime, periods
         row = read_agency_row(worker.stores.agencies, code)
         in_maintenance = control.maintenance_at(code, now_us) is not None
         status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, in_maintenance)
-        counts = {w: read_counter_row(worker.stores.counters, code, periods[w]).counts for w in WINDOWS}
+        counts = {w: snapshot_counts(worker.stores, code, periods[w], catalogue) for w in WINDOWS}
         readings.append(AgencyReading(code, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
     return readings
 

@@ -30,6 +30,7 @@ _FIELDS = (
     "digitized",
     "due_at_us",
     "supersedes",
+    "portal",
 )
 
 

@@ -32,7 +32,8 @@ from typing import Protocol
 
 import orjson
 
-from streams.domain.dossier import Counts, counts_delta, counts_of_applied
+from streams.domain.catalogue import Catalogue
+from streams.domain.dossier import Counts, counts_delta, is_procedure_field, row_counts_of_applied
 from streams.domain.events import DossierEvent
 from streams.domain.finality import kind_increments, period_end_us
 from streams.domain.periods import periods_of_us
@@ -49,12 +50,20 @@ class KeyValueStore(Protocol):
 
 @dataclass(slots=True)
 class StateStores:
-    """The four keyed stores of one worker."""
+    """The five keyed stores of one worker.
+
+    `procedures` holds, per (agency, period) like `counters`, the per-procedure counts of
+    indicator 2 (PROCEDURE_*_PREFIX + code -> n, a procedure removed when its count falls to
+    0, so the keys are exactly the procedures that have dossiers), with the same offset rule.
+    They are rows of their own so that the hot counter rows stay small: a procedure row is
+    written only by the events that change a dossier's receipt.
+    """
 
     event_index: KeyValueStore
     dossiers: KeyValueStore
     counters: KeyValueStore
     agencies: KeyValueStore
+    procedures: KeyValueStore
 
 
 @dataclass(slots=True)
@@ -152,9 +161,11 @@ class StateApplier:
         index_rows: dict[str, bytes] = {}
         dossier_rows: dict[str, list[AppliedEvent]] = {}
         counter_rows: dict[str, CounterRow] = {}
+        procedure_rows: dict[str, CounterRow] = {}
         agency_rows: dict[str, AgencyRow] = {}
         dirty_dossiers: set[str] = set()
         dirty_counters: set[str] = set()
+        dirty_procedures: set[str] = set()
 
         for item in batch:
             event = item.event
@@ -192,7 +203,11 @@ class StateApplier:
             index_rows[index_key] = position
             dirty_dossiers.add(dossier_key)
             outcome.results[(event.type, "applied")] += 1
-            self._fold_delta(counter_rows, dirty_counters, agency, item, delta, applied_at_us, duplicate=False)
+            counts = {key: n for key, n in delta.items() if not is_procedure_field(key[1])}
+            self._fold_delta(counter_rows, dirty_counters, agency, item, counts, applied_at_us, duplicate=False)
+            if len(counts) != len(delta):
+                procedures = {key: n for key, n in delta.items() if is_procedure_field(key[1])}
+                self._fold_procedures(procedure_rows, dirty_procedures, agency, item, procedures)
 
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
@@ -200,6 +215,9 @@ class StateApplier:
             self._stores.dossiers.set(key, encode_dossier_row(dossier_rows[key]))
         for key in dirty_counters:
             self._stores.counters.set(key, counter_rows[key].encode())
+            outcome.dirty_counters.add(split_counter_key(key))
+        for key in dirty_procedures:
+            self._stores.procedures.set(key, procedure_rows[key].encode())
             outcome.dirty_counters.add(split_counter_key(key))
         for agency, row in agency_rows.items():
             self._stores.agencies.set(agency, row.encode())
@@ -219,12 +237,12 @@ class StateApplier:
                 return None  # applied before at another position: a duplicate
             # A replay of an event the dossier row already holds: its deltas are those of
             # the prefix ending at it. Counter rows that already folded it in skip them.
-            before = counts_of_applied(a.event for a in applied[:position])
-            after = counts_of_applied(a.event for a in applied[: position + 1])
+            before = row_counts_of_applied(a.event for a in applied[:position])
+            after = row_counts_of_applied(a.event for a in applied[: position + 1])
             return counts_delta(before, after)
-        before = counts_of_applied(a.event for a in applied)
+        before = row_counts_of_applied(a.event for a in applied)
         applied.append(AppliedEvent(item.source_partition, item.offset, event))
-        after = counts_of_applied(a.event for a in applied)
+        after = row_counts_of_applied(a.event for a in applied)
         return counts_delta(before, after)
 
     def _fold_delta(
@@ -269,6 +287,36 @@ class StateApplier:
             row.offsets[partition_key] = item.offset
             dirty_counters.add(key)
 
+    def _fold_procedures(
+        self,
+        procedure_rows: dict[str, CounterRow],
+        dirty_procedures: set[str],
+        agency: str,
+        item: SourcedEvent,
+        delta: Counts,
+    ) -> None:
+        """Fold per-procedure deltas into the procedure rows of their periods, by the same
+        highest-offset rule as the counter rows; a procedure whose count falls to 0 leaves."""
+        partition_key = str(item.source_partition)
+        by_period: dict[str, list[tuple[str, int]]] = {}
+        for (period, name), amount in delta.items():
+            by_period.setdefault(period, []).append((name, amount))
+        for period, changes in by_period.items():
+            key = counter_key(agency, period)
+            row = procedure_rows.get(key)
+            if row is None:
+                row = procedure_rows[key] = CounterRow.decode(self._stores.procedures.get(key))
+            dirty_procedures.add(key)  # written again on a replay too, as the counter rows
+            if row.offsets.get(partition_key, -1) >= item.offset:
+                continue
+            for name, amount in changes:
+                total = row.counts.get(name, 0) + amount
+                if total:
+                    row.counts[name] = total
+                else:  # no dossier left: the procedure leaves the set
+                    del row.counts[name]
+            row.offsets[partition_key] = item.offset
+
     def _note_agency_activity(self, agency_rows: dict[str, AgencyRow], event: DossierEvent) -> None:
         row = agency_rows.get(event.agency_code)
         if row is None:
@@ -281,6 +329,14 @@ class StateApplier:
 
 def read_counter_row(store: KeyValueStore, agency: str, period: str) -> CounterRow:
     return CounterRow.decode(store.get(counter_key(agency, period)))
+
+
+def snapshot_counts(stores: StateStores, agency: str, period: str, catalogue: Catalogue) -> dict[str, int]:
+    """The integer fields of an agency's snapshot hash: its counter row's counts and event
+    counts and, from its procedure row and the catalogue, the procedure figures."""
+    fields = read_counter_row(stores.counters, agency, period).snapshot_fields()
+    procedures = read_counter_row(stores.procedures, agency, period).counts
+    return {**fields, **catalogue.figures(agency, period, procedures)}
 
 
 def read_agency_row(store: KeyValueStore, agency: str) -> AgencyRow:

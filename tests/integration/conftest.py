@@ -87,6 +87,7 @@ def settings(broker_under_test: RunningProcess, redis_process: RunningProcess, t
             "batch_topic": f"emc.dossier-batches.{run}",
             "control_topic": f"emc.agency-control.{run}",
             "bulletin_topic": f"emc.bulletins.{run}",
+            "catalogue_topic": f"emc.procedure-catalogue.{run}",
             "app_id": f"emc-{run}",
             "redis_prefix": f"emc:{run}:",
             "partitions": 4,

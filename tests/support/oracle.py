@@ -7,9 +7,9 @@ first of each (agency, event_id), grouped by dossier, classified, summed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from streams.domain.dossier import counts_of_applied
+from streams.domain.dossier import Counts, counts_of_applied, row_counts_of_applied
 from streams.domain.events import DossierEvent
 
 # (agency, period) -> {field: value}, zero fields omitted
@@ -17,6 +17,16 @@ Expected = dict[tuple[str, str], dict[str, int]]
 
 
 def batch_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
+    """The counts of the contract (section 3), as Redis holds them."""
+    return _batch(events_in_input_order, counts_of_applied)
+
+
+def batch_row_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
+    """The counts and the per-procedure counts, as the counter and procedure rows hold them."""
+    return _batch(events_in_input_order, row_counts_of_applied)
+
+
+def _batch(events_in_input_order: Iterable[DossierEvent], count: Callable[[list[DossierEvent]], Counts]) -> Expected:
     first: dict[tuple[str, str], DossierEvent] = {}
     for event in events_in_input_order:
         if event.type == "heartbeat":
@@ -27,7 +37,7 @@ def batch_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
         dossiers[(agency, event.dossier_id)].append(event)
     totals: Expected = defaultdict(dict)
     for (agency, _), events in dossiers.items():
-        for (period, field), value in counts_of_applied(events).items():
+        for (period, field), value in count(events).items():
             row = totals[(agency, period)]
             row[field] = row.get(field, 0) + value
     return {key: {f: v for f, v in row.items() if v} for key, row in totals.items() if any(row.values())}

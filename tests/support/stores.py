@@ -62,5 +62,5 @@ class JournaledStore(RecordingStore):
 
 
 def journaled_stores() -> StateStores:
-    """The four stores of a worker, each a JournaledStore."""
-    return StateStores(JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore())
+    """The five stores of a worker, each a JournaledStore."""
+    return StateStores(JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore())

@@ -17,6 +17,7 @@ from streams.domain.events import (
     EVENT_TYPES,
     KEPT_FIELDS_BY_TYPE,
     PAYMENT_METHODS,
+    PORTALS,
     REQUIRED_FIELDS_BY_TYPE,
     SCHEMA_ID,
 )
@@ -95,6 +96,7 @@ _OPTIONAL_FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     "digitized": st.booleans(),
     "due_at": timestamps,
     "supersedes": identifiers,
+    "portal": st.sampled_from(PORTALS),
 }
 # Integers within 64 bits: orjson, which encodes these events in other tests, refuses more.
 _json_integers = st.integers(-(2**63), 2**64 - 1)

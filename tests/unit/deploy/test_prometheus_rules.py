@@ -153,7 +153,7 @@ AGENCY_ALERTS = [rule for rule in _alert_rules() if "agency" in rule["expr"]]
 
 
 def test_agency_alerts_are_recognised() -> None:
-    assert len(AGENCY_ALERTS) == 6
+    assert len(AGENCY_ALERTS) == 7
 
 
 @pytest.mark.parametrize("rule", AGENCY_ALERTS, ids=lambda rule: rule["alert"])

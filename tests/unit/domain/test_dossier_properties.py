@@ -26,7 +26,7 @@ def dossier_event(draw: st.DrawFn, event_id: str, kind: str | None = None) -> Do
         type=kind,
         occurred_at_us=draw(times),
         dossier_id="D1",
-        procedure_code="1.00309" if kind in ("received", "submitted") else None,
+        procedure_code=draw(st.sampled_from(["1.00309", "2.00014"])) if kind in ("received", "submitted") else None,
         channel=draw(st.sampled_from(["online", "in_person", "postal"])) if kind == "received"
         else draw(st.sampled_from([None, "online", "in_person", "postal"])) if kind == "submitted" else None,
         method=draw(st.sampled_from(["online", "in_person"])) if kind == "fee_paid" else None,
@@ -37,6 +37,7 @@ def dossier_event(draw: st.DrawFn, event_id: str, kind: str | None = None) -> Do
         digitized=draw(st.booleans()) if kind == "received" else False,
         due_at_us=draw(st.one_of(st.none(), times)) if kind == "received" else None,
         supersedes=None,
+        portal=draw(st.sampled_from([None, "national", "agency"])) if kind in ("received", "submitted") else None,
     )
 
 
@@ -158,3 +159,32 @@ def test_an_event_at_17h_utc_belongs_to_the_next_local_day() -> None:
     assert counts[("2025-05", "received")] == 1
     assert counts[("2025-Q2", "received")] == 1
     assert ("2025-04-30", "received") not in counts
+
+
+def _at(event_id: str, kind: str, hour: int, **fields: object) -> DossierEvent:
+    return DossierEvent(event_id=event_id, agency_code="T35", type=kind, occurred_at_us=T0 + hour * HOUR,
+                        dossier_id="D1", **fields)
+
+
+def test_national_portal_counts_online_dossiers_received_through_it_dated_like_received() -> None:
+    submitted = _at("s", "submitted", 0, procedure_code="1.00309", channel="online", portal="national")
+    received = _at("r", "received", 30, procedure_code="1.00309", channel="online")
+    counts = counts_of_applied([received, submitted])
+    day = "2025-01-02"  # received at T0 + 30 h, local time
+    assert counts[(day, "received")] == counts[(day, "received_national_portal")] == 1
+    # The received event's own portal wins over the submitted one's.
+    agency_portal = _at("r2", "received", 31, procedure_code="1.00309", channel="online", portal="agency")
+    assert ("2025", "received_national_portal") not in counts_of_applied([received, submitted, agency_portal])
+    # Only online dossiers: a counter receipt of a dossier first submitted on the portal is not one.
+    at_counter = _at("r3", "received", 30, procedure_code="1.00309", channel="in_person", supersedes="r")
+    assert ("2025", "received_national_portal") not in counts_of_applied([received, submitted, at_counter])
+    # Without any portal field the dossier is simply not counted as a national-portal one.
+    assert ("2025", "received_national_portal") not in counts_of_applied([received])
+
+
+@given(dossier_history())
+def test_national_portal_dossiers_are_a_part_of_the_online_received(events: list[DossierEvent]) -> None:
+    counts = counts_of_applied(events)
+    for (period, name), value in counts.items():
+        if name == "received_national_portal":
+            assert 0 < value <= counts[(period, "received_online")]

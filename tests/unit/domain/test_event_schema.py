@@ -69,6 +69,7 @@ ENUM_FIELDS = {
     "channel": ("online", "in_person", "postal"),
     "method": ("online", "in_person"),
     "delivery": ("online", "public_postal", "in_person"),
+    "portal": ("national", "agency"),
 }
 BOOLEAN_FIELDS = ("electronic", "in_person", "digitized")
 TIMESTAMP_FIELDS = ("occurred_at", "due_at")
@@ -318,7 +319,7 @@ def test_each_required_field_is_required_by_both(kind: str) -> None:
 
 SINGLE_FIELD_VALUES = (
     None, True, False, 0, 1, -1, 1.0, -0.0, 2.5, 10**20, 1e20, "", "x", "x" * 64, "x" * 65, "x" * 128, "x" * 129,
-    [], {}, "online", "in_person", "postal", "public_postal", "ONLINE", "T01", "t01", "T01\n", "T0 1", "é01", "T",
+    [], {}, "online", "in_person", "postal", "public_postal", "national", "agency", "NATIONAL", "ONLINE", "T01", "t01", "T01\n", "T0 1", "é01", "T",
     "TT", "_T01", "A" * 32, "A" * 33,
     "2025-02-30T00:00:00Z", "2025-01-01T00:00:00", "2025-01-01T24:00:00Z", "2025-01-01T00:00:00+24:00",
     "2025-01-01T00:00:00.1234567891Z", "2025-01-01T00:00:00Z\n", "2024-02-29T23:59:59.999999999-23:59",
@@ -348,12 +349,12 @@ def test_a_full_received_event_becomes_the_model() -> None:
         "schema": "emc.dossier-event.v1", "event_id": "e9", "agency_code": "T01", "type": "received",
         "occurred_at": "2025-05-01T00:30:00+07:00", "dossier_id": "D-1", "procedure_code": "1.001",
         "channel": "online", "digitized": True, "due_at": "2025-05-10T17:00:00+07:00", "supersedes": "e8",
-        "note": "unknown fields are ignored",
+        "portal": "national", "note": "unknown fields are ignored",
     })
     assert event == DossierEvent(
         event_id="e9", agency_code="T01", type="received", occurred_at_us=rfc3339_to_us("2025-04-30T17:30:00Z"),
         dossier_id="D-1", procedure_code="1.001", channel="online", digitized=True,
-        due_at_us=rfc3339_to_us("2025-05-10T10:00:00Z"), supersedes="e8",
+        due_at_us=rfc3339_to_us("2025-05-10T10:00:00Z"), supersedes="e8", portal="national",
     )
 
 
@@ -363,6 +364,7 @@ def test_fields_of_other_types_are_checked_but_dropped() -> None:
     event = event_from_mapping(received)
     assert (event.method, event.delivery, event.electronic, event.in_person, event.amount_vnd) == (
         None, None, False, False, None)
+    assert event_from_mapping({**_minimal_event("fee_paid"), "portal": "national"}).portal is None
     assert event_from_mapping(heartbeat(dossier_id="d1", supersedes="e0", channel="online")) == DossierEvent(
         event_id="e1", agency_code="T01", type="heartbeat", occurred_at_us=rfc3339_to_us("2025-01-01T00:00:00Z"))
     with pytest.raises(InvalidEvent, match="method: 'by_card' is not one of"):

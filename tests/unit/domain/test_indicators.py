@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from streams.domain.dossier import COUNT_FIELDS
 from streams.domain.indicators import (
     INDICATOR_FIELDS,
     INDICATORS,
     indicator_fields,
     indicators,
 )
+from streams.domain.snapshot import SNAPSHOT_COUNT_FIELDS
 from streams.sinks.metrics import AgencyView, MetricsView, create_metrics
 from tests.support.metrics import sample_values
 
@@ -26,6 +26,9 @@ DEFINITIONS = {
     "electronic_result": ("electronic_results", ("completed",)),
     "on_time": ("on_time", ("on_time", "late")),
     "online_received": ("received_online", ("received",)),
+    "national_portal": ("received_national_portal", ("received_online",)),
+    "full_online_procedures": ("full_online_procedures_in_force", ("procedures_in_force",)),
+    "full_online_procedures_used": ("full_online_procedures_with_online_dossiers", ("procedures_with_dossiers",)),
 }
 FIELD_NAMES = {
     "online_payment": "online_payment_rate",
@@ -34,6 +37,9 @@ FIELD_NAMES = {
     "electronic_result": "electronic_result_rate",
     "on_time": "on_time_rate",
     "online_received": "online_received_rate",
+    "national_portal": "national_portal_rate",
+    "full_online_procedures": "full_online_procedures_rate",
+    "full_online_procedures_used": "full_online_procedures_used_rate",
 }
 
 
@@ -46,18 +52,29 @@ def consistent_counts(draw: st.DrawFn) -> dict[str, int]:
     on_time, late = draw(small), draw(small)
     payments = draw(small)
     amount = draw(st.integers(0, 10**13))
-    counts = {name: 0 for name in COUNT_FIELDS}
+    counts = {name: 0 for name in SNAPSHOT_COUNT_FIELDS}
+    in_force, with_dossiers = draw(small), draw(small)
     counts.update(
-        received=received, received_online=draw(st.integers(0, received)), digitized=draw(st.integers(0, received)),
+        procedures_in_force=in_force, full_online_procedures_in_force=draw(st.integers(0, in_force)),
+        procedures_with_dossiers=with_dossiers,
+        full_online_procedures_with_online_dossiers=draw(st.integers(0, with_dossiers)),
+    )
+    received_online = draw(st.integers(0, received))
+    counts.update(
+        received=received, received_online=received_online, digitized=draw(st.integers(0, received)),
+        received_national_portal=draw(st.integers(0, received_online)),
         completed=completed, electronic_results=draw(st.integers(0, completed)), on_time=on_time, late=late,
         payments=payments, payments_online=draw(st.integers(0, payments)),
         payment_amount_vnd=amount, payment_amount_online_vnd=draw(st.integers(0, amount)),
     )
     # A zero denominator is common in real data (an agency with nothing paid yet): force some.
-    for name in draw(st.sets(st.sampled_from(["received", "completed", "payments", "payment_amount_vnd"]))):
+    for name in draw(st.sets(st.sampled_from(["received", "completed", "payments", "payment_amount_vnd",
+                                              "procedures_in_force", "procedures_with_dossiers"]))):
         counts[name] = 0
-        for part in {"received": ("received_online", "digitized"), "completed": ("electronic_results",),
-                     "payments": ("payments_online",), "payment_amount_vnd": ("payment_amount_online_vnd",)}[name]:
+        for part in {"received": ("received_online", "received_national_portal", "digitized"), "completed": ("electronic_results",),
+                     "payments": ("payments_online",), "payment_amount_vnd": ("payment_amount_online_vnd",),
+                     "procedures_in_force": ("full_online_procedures_in_force",),
+                     "procedures_with_dossiers": ("full_online_procedures_with_online_dossiers",)}[name]:
             counts[part] = 0
     return counts
 
@@ -84,7 +101,7 @@ def test_indicators_match_their_definition_and_are_undefined_on_zero(counts: dic
         assert len(fields[FIELD_NAMES[name]].split(".")[1]) == 6
 
 
-@given(st.dictionaries(st.sampled_from(COUNT_FIELDS), st.integers(0, 10**6)))
+@given(st.dictionaries(st.sampled_from(SNAPSHOT_COUNT_FIELDS), st.integers(0, 10**6)))
 def test_indicators_never_fail_on_partial_counts(counts: dict[str, int]) -> None:
     for name, value in indicators(counts).items():
         numerator, terms = DEFINITIONS[name]

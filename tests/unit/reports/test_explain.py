@@ -26,7 +26,7 @@ def applied() -> tuple[RecordingStore, list]:
     )
     events = sourced_events(config)
     dossiers = RecordingStore()
-    applier = StateApplier(StateStores(RecordingStore(), dossiers, RecordingStore(), RecordingStore()))
+    applier = StateApplier(StateStores(RecordingStore(), dossiers, RecordingStore(), RecordingStore(), RecordingStore()))
     for start in range(0, len(events), 50):
         applier.apply_batch(events[start:start + 50])
     return dossiers, [e.event for e in events]

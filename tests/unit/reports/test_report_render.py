@@ -143,3 +143,37 @@ def test_bad_report_and_explain_input_is_one_line_and_exit_2(argv: list[str], ca
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("emc: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_the_three_toan_trinh_rates_side_by_side_national_and_per_block() -> None:
+    data = _data()
+    figures = {"national": {"procedures_in_force": 1000, "full_online_procedures_in_force": 504,
+                            "procedures_with_dossiers": 600, "full_online_procedures_with_online_dossiers": 303,
+                            "procedures_not_in_catalogue": 7, "received_online": 400, "received_national_portal": 160},
+               "ministry": {"procedures_in_force": 100, "full_online_procedures_in_force": 43},
+               "province": {}}
+
+    def with_counts(totals: Totals) -> Totals:
+        return Totals(totals.scope, totals.full_online, totals.resolved, totals.target, figures[totals.scope])
+
+    data = ReportData(data.period, data.view, data.restated_on, data.generated_at, data.has_data, data.top_n,
+                      with_counts(data.national),
+                      tuple(BlockSection(with_counts(s.totals), s.ranking, s.agency_targets) for s in data.blocks))
+    text = render_text(data)
+    rates_at = text.splitlines().index("Ba tỷ lệ toàn trình:")
+    national = text.splitlines()[rates_at + 2]
+    cells = ["Toàn quốc", "50,40 %", "50,50 %", format_percent(data.national.rate, "vi"), "7", "160", "40,00 %"]
+    positions = [national.index(cell) for cell in cells]
+    assert positions == sorted(positions), national  # side by side, in the bulletin's order
+    assert "Ba tỷ lệ toàn trình" in text and "(1) DVC toàn trình / tổng số TTHC" in text
+    province = next(line for line in text.splitlines() if line.strip().startswith("Khối địa phương")
+                    and "không có số liệu" in line)
+    assert province.count("không có số liệu") == 3  # no catalogue, no online dossiers: undefined, not 0
+    doc = json.loads(render_json(data, "en"))
+    assert doc["national"]["full_online_procedures_rate"] == 0.504
+    assert doc["national"]["full_online_procedures_used_rate"] == 0.505
+    assert doc["national"]["national_portal_rate"] == 0.4 and doc["national"]["received_national_portal"] == 160
+    assert doc["blocks"]["ministry"]["full_online_procedures_rate"] == 0.43
+    assert doc["blocks"]["province"]["full_online_procedures_used_rate"] is None
+    page = render_html(data, "en")
+    assert '<section id="rates">' in page and "50.40 %" in page and "(2) full-online services used online" in page

@@ -18,22 +18,25 @@ from hypothesis import strategies as st
 from streams.domain.events import parse_event
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores, read_counter_row
-from tests.support.oracle import batch_counts, nonzero
+from tests.support.oracle import batch_row_counts, nonzero
 from tests.support.simulated import faulty_stream
 from tests.support.stores import JournaledStore, journaled_stores
 
 
 def _each(stores: StateStores) -> tuple[JournaledStore, ...]:
-    return (stores.event_index, stores.dossiers, stores.counters, stores.agencies)  # type: ignore[return-value]
+    return (stores.event_index, stores.dossiers, stores.counters, stores.agencies,  # type: ignore[return-value]
+            stores.procedures)
 
 
 def _all_counts(stores: StateStores) -> dict[tuple[str, str], dict[str, int]]:
-    found = {}
-    for key in stores.counters.keys():  # type: ignore[attr-defined]
-        agency, period = key.split("\x1f", 1)
-        counts = nonzero(read_counter_row(stores.counters, agency, period).counts)
-        if counts:
-            found[(agency, period)] = counts
+    """Every nonzero count of the counter rows and of the procedure rows (per-procedure counts)."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for store in (stores.counters, stores.procedures):
+        for key in store.keys():  # type: ignore[attr-defined]
+            agency, period = key.split("\x1f", 1)
+            counts = nonzero(read_counter_row(store, agency, period).counts)
+            if counts:
+                found.setdefault((agency, period), {}).update(counts)
     return found
 
 
@@ -64,7 +67,7 @@ def test_without_crashes_the_state_equals_the_batch_computation() -> None:
     events = faulty_stream(seed=7)
     stores = journaled_stores()
     StateApplier(stores).apply_batch(events)
-    assert _all_counts(stores) == batch_counts(e.event for e in events)
+    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 @settings(max_examples=60, deadline=None)
@@ -72,7 +75,7 @@ def test_without_crashes_the_state_equals_the_batch_computation() -> None:
 def test_crashes_and_replays_never_change_a_count(seed: int, batch_size: int, crashes: int) -> None:
     events = faulty_stream(seed, dossiers=80)
     stores = _run_with_crashes(events, batch_size, random.Random(seed), crashes)
-    assert _all_counts(stores) == batch_counts(e.event for e in events)
+    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 def test_an_ingest_replay_of_delivered_batches_is_recognised() -> None:
@@ -83,7 +86,7 @@ def test_an_ingest_replay_of_delivered_batches_is_recognised() -> None:
     half = len(events) // 2
     applier.apply_batch(events[:half])
     applier.apply_batch(events[half // 2 :])  # re-delivered from an older commit, then onwards
-    assert _all_counts(stores) == batch_counts(e.event for e in events)
+    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 def test_a_duplicate_event_id_for_another_dossier_changes_nothing() -> None:
@@ -149,8 +152,9 @@ def test_rows_a_crash_kept_only_in_the_local_store_reach_the_changelog_on_the_re
     that restores from the changelog alone; its counts must still be exact."""
     events = faulty_stream(seed, dossiers=120)
     batches = [events[i : i + 40] for i in range(0, len(events), 40)]
-    stores = StateStores(LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog())
-    each = (stores.event_index, stores.dossiers, stores.counters, stores.agencies)
+    stores = StateStores(LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog(), LocalAndChangelog(),
+                         LocalAndChangelog())
+    each = (stores.event_index, stores.dossiers, stores.counters, stores.agencies, stores.procedures)
     rng = random.Random(seed)
     for batch in batches:
         StateApplier(stores).apply_batch(batch)
@@ -161,4 +165,4 @@ def test_rows_a_crash_kept_only_in_the_local_store_reach_the_changelog_on_the_re
         for store in each:
             store.send()  # type: ignore[attr-defined]
     moved = StateStores(*(store.restored() for store in each))  # type: ignore[attr-defined]
-    assert _all_counts(moved) == batch_counts(e.event for e in events)
+    assert _all_counts(moved) == batch_row_counts(e.event for e in events)

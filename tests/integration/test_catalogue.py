@@ -1,0 +1,120 @@
+"""The procedure catalogue through `emc catalogue`, its topic and a real worker: indicators 1
+and 2, the uncatalogued procedures and the national portal share in the agency and block
+hashes and /metrics; a level change and a void restate them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.domain.periods import current_periods, today_local
+from streams.domain.registry import Registry
+from streams.kafka.producer import EventProducer
+from tests.support.cli import emc
+from tests.support.events import rfc3339, wire_event
+from tests.support.metrics import sample_values
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = Registry.load()
+TODAY = today_local()
+A = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "province"][2]
+B = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "ministry"][2]
+
+
+def _event(agency: str, event_id: str, kind: str, at: datetime, dossier: str, **fields: object) -> tuple[bytes, bytes]:
+    return agency.encode(), orjson.dumps(wire_event(agency, event_id, dossier, kind, rfc3339(at), **fields))
+
+
+def test_catalogue_indicators_reach_redis_and_follow_level_changes_and_voids(
+        settings, start_worker, redis_client, tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    month = current_periods(now)["month"]
+    prefix = settings.redis_prefix
+    catalogue = tmp_path / "tthc.csv"
+    catalogue.write_text(
+        "code,name,agency,level,valid_from\n"
+        f"1.001,Cấp phiếu lý lịch tư pháp,{A},full_online,2024-01-01\n"
+        f"1.002,Đăng ký khai sinh,{A},full_online,2024-01-01\n"
+        f"1.003,Cấp giấy phép xây dựng,{A},partial_online,2024-01-01\n"
+        f"2.001,Cấp giấy phép lái xe quốc tế,{B},full_online,2024-01-01\n", encoding="utf-8")
+    assert "4 procedure record(s) sent" in emc(settings, "catalogue", "import", str(catalogue)).stdout
+    worker = start_worker()
+
+    at = now - timedelta(seconds=60)
+    events = [
+        _event(A, "a1", "received", at, dossier="D1", procedure_code="1.001", channel="online", portal="national"),
+        _event(A, "a2", "received", at, dossier="D2", procedure_code="1.001", channel="online", portal="agency"),
+        _event(A, "a3", "received", at, dossier="D3", procedure_code="1.002", channel="in_person"),
+        _event(A, "a4", "received", at, dossier="D4", procedure_code="1.003", channel="online"),
+        _event(A, "a5", "received", at, dossier="D5", procedure_code="9.999", channel="online"),
+        _event(B, "b1", "submitted", at, dossier="E1", procedure_code="2.001", channel="online", portal="national"),
+        _event(B, "b2", "received", at + timedelta(seconds=5), dossier="E1", procedure_code="2.001", channel="online"),
+    ]
+    with EventProducer(settings) as producer:
+        for key, value in events:
+            producer.send(key, value)
+        producer.flush()
+
+    def fields(key: str, *names: str) -> dict[str, str | None]:
+        return dict(zip(names, redis_client.hmget(key, list(names))))
+
+    names = ("procedures_in_force", "full_online_procedures_in_force", "procedures_with_dossiers",
+             "full_online_procedures_with_online_dossiers", "procedures_not_in_catalogue", "received_online",
+             "received_national_portal", "full_online_procedures_rate", "full_online_procedures_used_rate",
+             "national_portal_rate")
+    a_key, national_key = f"{prefix}agency:{A}:{month}", f"{prefix}block:national:{month}"
+    expected_a = {"procedures_in_force": "3", "full_online_procedures_in_force": "2", "procedures_with_dossiers": "4",
+                  "full_online_procedures_with_online_dossiers": "1", "procedures_not_in_catalogue": "1",
+                  "received_online": "4", "received_national_portal": "1", "full_online_procedures_rate": "0.666667",
+                  "full_online_procedures_used_rate": "0.250000", "national_portal_rate": "0.250000"}
+    wait_until(lambda: fields(a_key, *names) == expected_a, 120,
+               f"A's procedure figures; worker log:\n{worker.log_tail()}")
+    # The national hash sums A and B: 4 + 1 in force, 3 full online; 5 with dossiers, 2 used online.
+    wait_until(lambda: fields(national_key, *names) == {
+        "procedures_in_force": "4", "full_online_procedures_in_force": "3", "procedures_with_dossiers": "5",
+        "full_online_procedures_with_online_dossiers": "2", "procedures_not_in_catalogue": "1", "received_online": "5",
+        "received_national_portal": "2", "full_online_procedures_rate": "0.750000",
+        "full_online_procedures_used_rate": "0.400000", "national_portal_rate": "0.400000"}, 30, "national sums")
+    # /metrics follows within a tick of Redis.
+    used_a = (("agency", A), ("block", "province"), ("indicator", "full_online_procedures_used"), ("window", "month"))
+    portal_b = (("agency", B), ("block", "ministry"), ("indicator", "national_portal"), ("window", "month"))
+    wait_until(lambda: sample_values(worker.metrics_text(), "emc_indicator_ratio").get(used_a) == 0.25, 30, "A's indicator 2")
+    assert sample_values(worker.metrics_text(), "emc_indicator_ratio")[portal_b] == 1.0
+    uncatalogued = sample_values(worker.metrics_text(), "emc_procedures_not_in_catalogue")
+    assert uncatalogued[(("agency", A), ("block", "province"), ("window", "month"))] == 1.0
+    assert uncatalogued[(("agency", B), ("block", "ministry"), ("window", "month"))] == 0.0
+
+    # 1.001 drops to partial_online from today: A's period ends after it, so no procedure of A
+    # is full online and used online any more; the worker re-publishes A's rows by itself.
+    change = tmp_path / "change.jsonl"
+    change.write_text(json.dumps({"code": "1.001", "name": "Cấp phiếu lý lịch tư pháp", "agency": A,
+                                  "level": "partial_online", "valid_from": TODAY.isoformat()}, ensure_ascii=False),
+                      encoding="utf-8")
+    emc(settings, "catalogue", "import", str(change))
+    wait_until(lambda: fields(a_key, "full_online_procedures_with_online_dossiers", "full_online_procedures_in_force")
+               == {"full_online_procedures_with_online_dossiers": "0", "full_online_procedures_in_force": "1"},
+               30, "the level change applied")
+    listed = json.loads(emc(settings, "catalogue", "list", "--agency", A, "--format", "json").stdout)
+    assert {p["procedure_code"]: p["level_on"] for p in listed} == {
+        "1.001": "partial_online", "1.002": "full_online", "1.003": "partial_online"}
+    assert next(p for p in listed if p["procedure_code"] == "1.001")["history"] == [
+        {"level": "full_online", "valid_from": "2024-01-01"}]
+
+    # Voiding the dossier of the uncatalogued procedure removes it from the set; a bad import
+    # changes nothing.
+    with EventProducer(settings) as producer:
+        producer.send(*_event(A, "a5v", "voided", now, dossier="D5"))
+        producer.flush()
+    wait_until(lambda: fields(a_key, "procedures_with_dossiers", "procedures_not_in_catalogue")
+               == {"procedures_with_dossiers": "3", "procedures_not_in_catalogue": "0"}, 30, "the void applied")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"code,name,agency,level,valid_from\n1.004,Tên,{A},toàn trình,2025-01-01\n", encoding="utf-8")
+    result = emc(settings, "catalogue", "import", str(bad), check=False)
+    assert result.returncode == 2 and "line 2: level: 'toàn trình'" in result.stderr
+    assert len(json.loads(emc(settings, "catalogue", "list", "--format", "json").stdout)) == 4
