@@ -116,7 +116,7 @@ def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, sta
          "type": "received", "occurred_at": late_at, "channel": "online", "procedure_code": "1.001"},
         {"schema": "emc.dossier-event.v1", "event_id": f"late-{n}-x", "agency_code": "T01", "dossier_id": f"late-{n}",
          "type": "result_returned", "occurred_at": late_at, "delivery": "online"})]
-    with EventProducer(settings) as producer:
+    with EventProducer(settings, signing_keyring(settings)) as producer:
         for value in late:
             producer.send(b"T01", value)
         producer.flush()
