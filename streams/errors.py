@@ -37,6 +37,16 @@ class InvariantError(EmcError):
     would vanish under `python -O`)."""
 
 
+class UnacknowledgedSends(ExternalServiceError):
+    """Records sent to the broker were not acknowledged (`emc publish`, `emc simulate --broker`
+    exit 1 with this line): `failed` of `sent` records, and the first error seen."""
+
+    def __init__(self, failed: int, sent: int, first_error: BaseException | None) -> None:
+        super().__init__(f"{failed} of {sent} records failed: not acknowledged by the broker (first error: {first_error!r})")
+        self.failed = failed
+        self.sent = sent
+
+
 class InvalidControlRecord(EmcError):
     """A record of the agency-control topic (target, maintenance) is invalid: the CLI refuses
     it (exit 2) and a worker skips it with a log line."""

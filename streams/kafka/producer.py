@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -11,7 +12,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streams.domain.signatures import Keyring, Signer
-from streams.errors import ExternalServiceError
+from streams.errors import ExternalServiceError, UnacknowledgedSends
 from streams.kafka.security import kafka_python_security
 from streams.settings import Settings
 
@@ -33,11 +34,18 @@ def agency_key(line: bytes) -> bytes | None:
 
 
 class EventProducer:
-    """Sends events keyed by agency; with a keyring, each one signed with its agency's key."""
+    """Sends events keyed by agency; with a keyring, each one signed with its agency's key.
+    Every send the broker does not acknowledge is counted: `flush()` (and so `send_messages`,
+    `send_lines` and leaving a `with` block) raises `UnacknowledgedSends` naming how many
+    records failed, so a failed send never goes unnoticed."""
 
     def __init__(self, settings: Settings, keyring: Keyring | None = None) -> None:
         self._topic = settings.input_topic
         self.signer = Signer(keyring) if keyring is not None else None
+        self.sent = 0
+        self.failed = 0
+        self._first_error: Exception | None = None
+        self._failures_lock = threading.Lock()  # errbacks run on kafka-python's sender thread
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
@@ -50,12 +58,28 @@ class EventProducer:
     def __enter__(self) -> EventProducer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self.close()
 
     def send(self, key: bytes | None, value: bytes) -> None:
         headers = self.signer.headers(key, value, time.time_ns() // 1000) if self.signer is not None else None
-        self._producer.send(self._topic, key=key, value=value, headers=headers)
+        self.sent += 1
+        try:
+            future = self._producer.send(self._topic, key=key, value=value, headers=headers)
+        except KafkaError as exc:  # refused before sending, e.g. a record over max_request_size
+            self._failed(exc)
+            return
+        future.add_errback(self._failed)
+
+    def _failed(self, exc: Exception) -> None:
+        with self._failures_lock:
+            self.failed += 1
+            if self._first_error is None:
+                self._first_error = exc
 
     def send_lines(self, lines: Iterable[bytes], progress: Callable[[int], None] | None = None) -> int:
         return self.send_messages(((agency_key(line), line) for line in lines if line.strip()), progress)
@@ -80,7 +104,13 @@ class EventProducer:
         return f"signed; {unsigned} without a key of their agency went unsigned" if unsigned else "signed"
 
     def flush(self) -> None:
-        self._producer.flush(timeout=120)
+        """Wait for every send; raise `UnacknowledgedSends` if any of them failed."""
+        try:
+            self._producer.flush(timeout=120)
+        except KafkaError as exc:
+            raise UnacknowledgedSends(self.sent - self.failed, self.sent, exc) from exc
+        if self.failed:
+            raise UnacknowledgedSends(self.failed, self.sent, self._first_error)
 
     def close(self) -> None:
         self._producer.close(timeout=30)

@@ -18,7 +18,7 @@ and never stored, so they cannot be shown; the event index only remembers that t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from streams.domain.dossier import (
@@ -192,19 +192,24 @@ def read_dossier_rows(settings: Settings, agency: str, timeout_s: float = 60.0) 
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        records: list[tuple[bytes | None, bytes | None]] = []
-        while True:
-            batch = consumer.poll(timeout_ms=300)
-            for messages in batch.values():
-                records.extend((m.key, m.value) for m in messages)
-            pending = [tp for tp in tps if consumer.highwater(tp) is None or consumer.position(tp) < consumer.highwater(tp)]
-            if not pending and not batch:
-                break
-            if time.monotonic() > deadline:
-                raise ExternalServiceError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+
+        def records() -> Iterator[tuple[bytes | None, bytes | None]]:
+            # Streamed: each polled record is filtered by key as it arrives, so memory holds
+            # one agency's rows and one poll, never the whole topic.
+            while True:
+                batch = consumer.poll(timeout_ms=300, max_records=5000)
+                for messages in batch.values():
+                    for m in messages:
+                        yield m.key, m.value
+                pending = [tp for tp in tps if consumer.highwater(tp) is None or consumer.position(tp) < consumer.highwater(tp)]
+                if not pending and not batch:
+                    return
+                if time.monotonic() > deadline:
+                    raise ExternalServiceError(f"could not read {topic} to its end within {timeout_s:.0f} s")
+
+        return rows_from_records(records(), agency)
     finally:
         consumer.close()
-    return rows_from_records(records, agency)
 
 
 # -- rendering -------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ class RedisKeys:
         """Hash: agency code -> JSON status document."""
         return self._key("agencies")
 
+    @property
+    def instance(self) -> str:
+        """A random token set once per Redis data set: it changes when Redis lost its keys."""
+        return self._key("instance")
+
     # -- rankings (streams/sinks/redis_rankings.py) ------------------------------------------
     def ranking(self, block: str, period: str, view: str = AS_WAS) -> str:
         """JSON ranking of a block in a view (as-was or restated)."""

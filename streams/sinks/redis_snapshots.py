@@ -7,11 +7,17 @@ the agency's place in the rank zset. Writing the same counts twice changes nothi
 block sums stay exact through replays, restarts and any number of workers, with no leader
 re-reading every agency. Nothing is lost while Redis is away: dirty rows are only forgotten
 after a successful write, and each write is recomputed from the tables.
+
+A Redis that comes back empty (a failover to an empty replica, a FLUSHALL) is noticed by its
+instance marker: a random token that the first writer sets and every worker remembers. A
+missing or different token means every key may be gone, and `redis_replaced()` tells the
+worker to publish all its rows again from its tables.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -172,6 +178,8 @@ class SnapshotPublisher:
         self._next_attempt = 0.0
         self._write_script = client.register_script(_WRITE_AGENCY_SNAPSHOT)
         self.block_counts: dict[tuple[str, str], dict[str, int]] = {}  # (block, period) -> counts
+        self._instance: bytes | None = None  # the instance token this worker last wrote under
+        self._replaced = False
 
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._dirty.update(pairs)
@@ -197,6 +205,7 @@ class SnapshotPublisher:
             return False
         dirty, self._dirty = self._dirty, set()
         try:
+            await self._check_instance()
             await self._write_agencies(dirty, read_counts, agency_docs)
             if leader_periods is not None:
                 await self.read_blocks(leader_periods)
@@ -211,6 +220,22 @@ class SnapshotPublisher:
         self._failures = 0
         return True
 
+    async def _check_instance(self) -> None:
+        """Notice a Redis that lost its keys since this worker last wrote to it."""
+        await self._client.set(self.keys.instance, secrets.token_hex(8), nx=True)
+        token = await self._client.get(self.keys.instance)
+        if self._instance is not None and token != self._instance:
+            self._replaced = True
+            log.warning("redis lost its keys (instance marker missing or changed): publishing every row again",
+                        extra={"event": "redis_replaced"})
+        self._instance = token
+
+    def redis_replaced(self) -> bool:
+        """True once after Redis was found empty or replaced: the caller must mark every row it
+        owns dirty again (and rewrite whatever else it keeps in Redis)."""
+        replaced, self._replaced = self._replaced, False
+        return replaced
+
     def _retry_later(self, dirty: set[tuple[str, str]], now: float, message: str, exc: Exception) -> None:
         self._dirty |= dirty
         self._failures += 1
@@ -222,6 +247,10 @@ class SnapshotPublisher:
     async def _write_agencies(
         self, dirty: set[tuple[str, str]], read_counts: CountsReader, agency_docs: Mapping[str, dict]
     ) -> None:
+        if agency_docs:
+            # First: a ranking rebuilt as soon as the counts below mark its period dirty must
+            # find the statuses of this tick (after a Redis wipe, there are none before this).
+            await self._client.hset(self.keys.agencies, mapping={code: orjson.dumps(doc) for code, doc in agency_docs.items()})
         updated_at = now_rfc3339("milliseconds")
         ordered = sorted(dirty)
         for start in range(0, len(ordered), 500):
@@ -238,8 +267,6 @@ class SnapshotPublisher:
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.
                     await self._write_script(keys=keys, args=args, client=pipe)
                 await pipe.execute()
-        if agency_docs:
-            await self._client.hset(self.keys.agencies, mapping={code: orjson.dumps(doc) for code, doc in agency_docs.items()})
 
     def _block_of(self, agency: str) -> str:
         known = self._registry.get(agency)

@@ -407,7 +407,7 @@ async def _tick(worker: Worker) -> None:
     control = worker.control.state
     catalogue = worker.catalogue.catalogue
     _republish_catalogue_changes(worker, publisher, catalogue)
-    _take_ownership(worker, publisher, owned)
+    await _take_ownership(worker, publisher, owned)
 
     now = datetime.now(timezone.utc)
     periods = current_periods(now)
@@ -421,6 +421,7 @@ async def _tick(worker: Worker) -> None:
         return snapshot_counts(worker.stores, agency, period, catalogue)
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
+    _republish_if_redis_replaced(worker, publisher)
     if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
         await worker.control_publisher.sync(control, worker.is_leader)
 
@@ -431,13 +432,25 @@ async def _tick(worker: Worker) -> None:
     )
 
 
-def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: frozenset[int]) -> None:
+# Counter rows read between two turns of the event loop while taking partitions over: the
+# scan of every counter row (agencies x periods ever seen) never holds the loop for long.
+OWNERSHIP_SCAN_CHUNK = 2000
+
+
+async def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: frozenset[int]) -> None:
     if owned != worker.owned_partitions or not worker.in_sync:
         # New partitions (or a restart): everything they hold may be missing from Redis,
         # e.g. rows written just before a crash. Re-publish all of their rows.
         worker.owned_partitions = owned
         owned_agencies = set(worker.owned_agencies())
-        rows = [split_counter_key(k) for k in worker.stores.counters.keys()]  # type: ignore[attr-defined]
+        rows = []
+        for n, key in enumerate(worker.stores.counters.iter_keys()):  # type: ignore[attr-defined]
+            rows.append(split_counter_key(key))
+            if n % OWNERSHIP_SCAN_CHUNK == OWNERSHIP_SCAN_CHUNK - 1:
+                await asyncio.sleep(0)
+                if faust_transport.served_partitions(worker.app, worker.settings.batch_topic) != owned:
+                    worker.in_sync = False  # a rebalance began mid-scan: scan again on a later tick
+                    return
         publisher.mark_dirty(pair for pair in rows if pair[0] in owned_agencies)
         worker.in_sync = True
         log.info("owning state partitions %s (%d agencies)", sorted(owned), len(owned_agencies))
@@ -468,6 +481,15 @@ def _read_agencies(worker: Worker, control: ControlState, catalogue: Catalogue, 
         counts = {w: snapshot_counts(worker.stores, code, periods[w], catalogue) for w in WINDOWS}
         readings.append(AgencyReading(code, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
     return readings
+
+
+def _republish_if_redis_replaced(worker: Worker, publisher: SnapshotPublisher) -> None:
+    """Redis came back empty: every row this worker owns, and the targets and maintenance
+    windows, are written again from the tables on the next ticks (issue 18 item 3)."""
+    if publisher.redis_replaced():
+        worker.in_sync = False
+        if worker.control_publisher is not None:
+            worker.control_publisher.forget()
 
 
 # A stop must end within a supervisor's grace period (Kubernetes: 30 s by default) even

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import faust
@@ -131,4 +132,9 @@ class RowWriter:
         self._changelog.add(self._table, event.message.partition, stored_key, stored_value)
 
     def keys(self) -> list[str]:
-        return [k.decode("utf-8") for k in self._table.keys()]
+        return list(self.iter_keys())
+
+    def iter_keys(self) -> Iterator[str]:
+        """The keys one at a time, for a caller that yields to the event loop while it scans."""
+        for key in self._table.keys():
+            yield key.decode("utf-8")

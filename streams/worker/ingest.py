@@ -219,6 +219,7 @@ class IngestStage:
             raise ExternalServiceError("ingest: the producer is not started")
         s = self._settings
         pending: list[asyncio.Future] = []
+        letters: list[DeadLetter] = []
         commit: dict[TopicPartition, int] = {}
         for tp, messages in records.items():
             by_target: dict[int, list[tuple[int, DossierEvent]]] = {}
@@ -230,7 +231,7 @@ class IngestStage:
                         s.dead_letter_topic, value=outcome.value, key=outcome.key, headers=outcome.headers(),
                         partition=tp.partition % s.partitions,
                     ))
-                    self._on_dead_letter(outcome)
+                    letters.append(outcome)
                 else:
                     target = state_partition_for(outcome.agency_code, s.partitions)
                     by_target.setdefault(target, []).append((message.offset, outcome))
@@ -242,6 +243,8 @@ class IngestStage:
                     ))
             commit[tp] = messages[-1].offset + 1
         await asyncio.gather(*pending)
+        for letter in letters:  # counted once the dead-letter topic has acknowledged it
+            self._on_dead_letter(letter)
         try:
             await consumer.commit(commit)
         except CommitFailedError as exc:

@@ -19,13 +19,17 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
+from streams.domain.snapshot import counts_from_hash
 from streams.local.demo import worker_environment
 from streams.local.stack import RunningProcess, S3Store, free_port, start_redis, start_s3, start_tansu, wait_for_port
 from streams.settings import Settings, load_settings
+from streams.sinks.keys import KEY_SEPARATOR, RedisKeys
 
 # Defined in tests/support; also importable from here for the tests that still import them so.
 from tests.support.events import wire_event  # noqa: F401
+from tests.support.oracle import nonzero
 from tests.support.waiting import wait_until  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -159,3 +163,21 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
     yield start
     for worker in started:
         worker.stop()
+
+
+def events_handled(worker: WorkerProcess) -> float:
+    """The worker's emc_events_total, all labels summed."""
+    text = worker.metrics_text()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "emc_events_total")
+
+
+def redis_counts(redis_client: redis.Redis, prefix: str) -> dict[tuple[str, str], dict[str, int]]:
+    """Every agency hash under `prefix`: (agency, period) -> nonzero counts, as tests.oracle has them."""
+    keys = RedisKeys(prefix)
+    found = {}
+    for key in redis_client.scan_iter(keys.agency("*", "*"), count=1000):
+        _, agency, period = key.removeprefix(prefix).split(KEY_SEPARATOR)
+        counts = nonzero(counts_from_hash(redis_client.hgetall(key)))
+        if counts:
+            found[(agency, period)] = counts
+    return found

@@ -3,10 +3,22 @@ workers resume by themselves with every count exact."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from streams.domain.registry import Registry
+from streams.kafka.producer import EventProducer
+from streams.simulation.simulator import SimulationConfig, simulate
+from tests.integration.conftest import events_handled as _events_handled
+from tests.integration.conftest import redis_counts, wait_until
+from tests.support.oracle import batch_counts_of_messages
+
 pytestmark = pytest.mark.integration
+
+REGISTRY = Registry.load()
 
 
 def test_a_killed_broker_started_again_serves_its_whole_log(restartable_broker) -> None:
@@ -27,3 +39,62 @@ def test_a_killed_broker_started_again_serves_its_whole_log(restartable_broker) 
     values = [int(record.value) for record in consumer]
     consumer.close()
     assert values == list(range(500))
+
+
+@pytest.fixture
+def broker_under_test(restartable_broker):
+    return restartable_broker
+
+
+def _stream(seed: int, dossiers: int) -> tuple[list, dict]:
+    """Simulated messages (with duplicates, corrections, late and bad events) and the batch
+    computation of their counts."""
+    agencies = [a.code for a in REGISTRY.valid_on(datetime(2025, 1, 1).date())][:8]
+    config = SimulationConfig(
+        agencies=agencies, dossiers=dossiers, seed=seed,
+        start=datetime(2024, 12, 20, tzinfo=timezone.utc), end=datetime(2025, 1, 10, tzinfo=timezone.utc),
+        duplicate_share=0.08, correction_share=0.06, void_share=0.03, late_share=0.15, bad_share=0.01,
+    )
+    messages = list(simulate(config))
+    return messages, batch_counts_of_messages(messages, (a.code for a in REGISTRY))
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 18 item 10, open: on a loaded machine a state (batch) partition can stand still after a broker restart; "
+    "the stall detector then exits 71 and the restarted worker did not always catch up within the wait "
+    "(passed in 238 s on 2026-11-30 22:26, failed at 23:20 with the stall detector on main)"))
+def test_workers_resume_by_themselves_after_the_broker_is_gone_for_30_s(
+        settings, start_worker, redis_client, restartable_broker) -> None:
+    messages, expected = _stream(seed=18, dossiers=1500)
+    half = len(messages) // 2
+    with EventProducer(settings) as producer:
+        worker = start_worker()
+        producer.send_messages((m.key, m.value) for m in messages[:half])
+    wait_until(lambda: _events_handled(worker) > 0, 120, f"progress before the outage; log:\n{worker.log_tail()}", 0.2)
+
+    restartable_broker.kill()
+    time.sleep(30)
+    restartable_broker.start_again()
+    back = time.monotonic()
+
+    with EventProducer(settings) as producer:
+        producer.send_messages((m.key, m.value) for m in messages[half:])
+    restarts = 0
+
+    def exact() -> bool:
+        # A worker that judged itself stalled exits non-zero for its supervisor (issue 18
+        # item 1): act as the supervisor, and count it.
+        nonlocal restarts
+        if worker.process is not None and worker.process.poll() not in (None, 0):
+            restarts += 1
+            worker.start()
+        return redis_counts(redis_client, settings.redis_prefix) == expected
+
+    try:
+        wait_until(exact, 300, f"Redis to equal the batch computation; log:\n{worker.log_tail()}", 2.0)
+    finally:
+        found = redis_counts(redis_client, settings.redis_prefix)
+        wrong = {k: (found.get(k), expected.get(k)) for k in set(found) | set(expected) if found.get(k) != expected.get(k)}
+        assert not wrong, f"{len(wrong)} agency-periods differ, e.g. {list(wrong.items())[:3]}"
+    print(f"counts exact {time.monotonic() - back:.1f} s after the broker was back; supervisor restarts: {restarts}")
+    assert restarts <= 1

@@ -18,8 +18,8 @@ from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.security.keyring_file import signing_keyring
 from streams.simulation.simulator import SimMessage, SimulationConfig, simulate
-from streams.sinks.keys import KEY_SEPARATOR, RedisKeys
-from tests.integration.conftest import WorkerProcess
+from streams.sinks.keys import RedisKeys
+from tests.integration.conftest import events_handled, redis_counts
 from tests.support.oracle import batch_counts, nonzero
 from tests.support.signing import with_signatures
 from tests.support.waiting import wait_until
@@ -32,22 +32,6 @@ REGISTRY = Registry.load()
 @pytest.fixture
 def settings(settings, tmp_path):  # every event signed, and signatures enforced
     return with_signatures(settings, tmp_path)
-
-
-def _events_handled(worker: WorkerProcess) -> float:
-    text = worker.metrics_text()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "emc_events_total")
-
-
-def _redis_counts(redis_client, prefix: str) -> dict[tuple[str, str], dict[str, int]]:
-    keys = RedisKeys(prefix)
-    found = {}
-    for key in redis_client.scan_iter(keys.agency("*", "*"), count=1000):
-        _, agency, period = key.removeprefix(prefix).split(KEY_SEPARATOR)
-        counts = nonzero(counts_from_hash(redis_client.hgetall(key)))
-        if counts:
-            found[(agency, period)] = counts
-    return found
 
 
 def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, start_worker, redis_client) -> None:
@@ -81,28 +65,28 @@ def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, sta
     with EventProducer(settings, signing_keyring(settings)) as producer:
         worker = start_worker()
         for number, chunk in enumerate(chunks[:3]):
-            before = _events_handled(worker)
+            before = events_handled(worker)
             producer.send_messages((m.key, m.value) for m in chunk)
             # Kill as soon as this part is being processed, i.e. mid-stream.
-            wait_until(lambda: _events_handled(worker) > before, 120, f"progress on part {number}; log:\n{worker.log_tail()}", 0.05)
+            wait_until(lambda: events_handled(worker) > before, 120, f"progress on part {number}; log:\n{worker.log_tail()}", 0.05)
             worker.kill()
             worker.start()
         # Two workers share the rest; the first one is killed once more while they do.
         second = start_worker(1)
         producer.send_messages((m.key, m.value) for m in chunks[3])
-        wait_until(lambda: _events_handled(worker) + _events_handled(second) > 0, 120, "progress with two workers", 0.05)
+        wait_until(lambda: events_handled(worker) + events_handled(second) > 0, 120, "progress with two workers", 0.05)
         worker.kill()
         worker.start()
         for chunk in chunks[4:]:
             producer.send_messages((m.key, m.value) for m in chunk)
 
     def exact() -> bool:
-        return _redis_counts(redis_client, settings.redis_prefix) == expected
+        return redis_counts(redis_client, settings.redis_prefix) == expected
 
     try:
         wait_until(exact, 300, "Redis to equal the batch computation", 2.0)
     finally:
-        found = _redis_counts(redis_client, settings.redis_prefix)
+        found = redis_counts(redis_client, settings.redis_prefix)
         wrong = {k: (found.get(k), expected.get(k)) for k in set(found) | set(expected) if found.get(k) != expected.get(k)}
         assert not wrong, f"{len(wrong)} agency-periods differ, e.g. {list(wrong.items())[:3]}\n{worker.log_tail()}"
 

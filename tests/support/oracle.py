@@ -45,3 +45,22 @@ def _batch(events_in_input_order: Iterable[DossierEvent], count: Callable[[list[
 
 def nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {f: int(v) for f, v in counts.items() if int(v)}
+
+
+def batch_counts_of_messages(messages: Iterable, known_agencies: Iterable[str]) -> Expected:
+    """`batch_counts` of the messages (objects with `key` and `value`, or (key, value) pairs)
+    that a worker accepts: valid events of agencies in the registry, in input order."""
+    from streams.domain.events import parse_event
+    from streams.errors import InvalidEvent
+
+    known = set(known_agencies)
+    valid = []
+    for message in messages:
+        key, value = (message.key, message.value) if hasattr(message, "key") else message[:2]
+        try:
+            event = parse_event(value or b"", key)
+        except InvalidEvent:
+            continue
+        if event.agency_code in known:
+            valid.append(event)
+    return batch_counts(valid)

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Chaos soak: the faults of issue 18 at random under a steady load, then every count checked.
+Numbers, not pass/fail.
+
+    .venv/bin/python benchmarks/chaos.py [--minutes 20] [--rate 300] [--fault-every 45] [--seed 1]
+
+One worker, a Tansu broker whose log lives in S3 (moto_server), a redis-server. A producer
+thread sends simulated events at `--rate` per second. Every `--fault-every` seconds (±50 %)
+one fault at random: the worker SIGKILLed and started again; the broker killed and started
+again 5 s to `--broker-down-max` (30 s) later with its log; Redis killed and started empty; a burst of 1,000 poison
+messages. After each fault, the time to recover: from the fault's end until a probe event sent
+at that moment is in Redis (and, after a Redis wipe, until every agency hash is back).
+At the end the load stops and every agency/period count is compared with the batch
+computation over everything sent: events lost must be 0; dead letters vs poison sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from throughput import events_handled, settings_for, start_worker, stop  # noqa: E402
+
+from streams.domain.registry import Registry  # noqa: E402
+from streams.domain.snapshot import counts_from_hash  # noqa: E402
+from streams.local.stack import RunningProcess, start_redis, start_s3, start_tansu  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.simulation.simulator import SimulationConfig, simulate  # noqa: E402
+from tests.support.oracle import batch_counts_of_messages, nonzero  # noqa: E402
+from tests.support.poison import poison  # noqa: E402
+
+PROBE_PERIOD = "2020-01-01"  # a day no simulated event falls on: probes count alone there
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Load(threading.Thread):
+    """Sends simulated events at a steady rate and keeps every one sent, for the oracle."""
+
+    def __init__(self, settings: Settings, agencies: list[str], rate: float, seconds: float, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.rate = settings, rate
+        now = datetime.now(timezone.utc)
+        # The simulator builds its whole timeline first: size it to the run (~6 events a dossier).
+        self.config = SimulationConfig(agencies=agencies, dossiers=int(rate * seconds / 5) + 1000, seed=seed, bad_share=0.0,
+                                       start=now - timedelta(days=90), end=now)
+        self.sent: list[tuple[bytes | None, bytes]] = []
+        self.failed = 0
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
+                                      retries=1000, max_in_flight_requests_per_connection=1,
+                                      delivery_timeout_ms=300_000, request_timeout_ms=20_000,
+                                      max_request_size=8 * 1024 * 1024)
+
+    def _failed(self, _exc: Exception) -> None:
+        with self.lock:
+            self.failed += 1
+
+    def send(self, key: bytes | None, value: bytes | None, headers: list | None = None, keep: bool = True) -> None:
+        self.producer.send(self.settings.input_topic, key=key, value=value, headers=headers or []).add_errback(self._failed)
+        if keep:
+            with self.lock:
+                self.sent.append((key, value))
+
+    def run(self) -> None:
+        started = time.monotonic()
+        for n, message in enumerate(simulate(self.config)):
+            if self.stopping.is_set():
+                break
+            due = started + n / self.rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            self.send(message.key, message.value)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.producer.flush(timeout=600)
+        self.producer.close()
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args, self.workdir = args, workdir
+        self.rng = random.Random(args.seed)
+        self.s3 = start_s3(workdir / "s3")
+        self.broker = start_tansu(workdir / "tansu", s3=self.s3)
+        self.redis = start_redis(workdir / "redis")
+        self.settings = settings_for(self.broker.port, self.redis.port, workdir, f"chaos{args.seed}")
+        self.client = redis.Redis(port=self.redis.port, decode_responses=True)
+        registry = Registry.load()
+        self.agencies = [a.code for a in registry.valid_on(datetime.now(timezone.utc).date())]
+        self.probe_agency = self.agencies[0]
+        self.worker = start_worker(self.settings, workdir / "worker.log")
+        self.load = Load(self.settings, self.agencies[1:], args.rate, args.minutes * 60, args.seed)
+        self.probes = 0
+        self.poison_sent = 0
+        self.recoveries: dict[str, list[float]] = defaultdict(list)
+        self.supervisor_restarts = 0
+        self.agency_keys_before = 0
+
+    # -- faults --------------------------------------------------------------------------------
+    def kill_worker(self) -> str:
+        self.worker.kill()
+        self.worker.wait()
+        self.worker = start_worker(self.settings, self.workdir / "worker.log")
+        return "worker SIGKILL"
+
+    def restart_broker(self) -> str:
+        down = self.rng.uniform(5, self.args.broker_down_max)
+        self.broker.kill()
+        time.sleep(down)
+        self.broker.start_again()
+        return f"broker down {down:.0f} s"
+
+    def wipe_redis(self) -> str:
+        _wipe(self.redis, self.workdir / "redis")
+        return "redis back empty"
+
+    def poison_burst(self) -> str:
+        for _ in range(1000):
+            key, value, headers = poison(self.poison_sent, self.rng.choice(self.agencies), self.rng)
+            self.load.send(key, value, headers, keep=False)
+            self.poison_sent += 1
+        return "1000 poison messages"
+
+    # -- measuring -----------------------------------------------------------------------------
+    def probe_recovery(self, wiped: bool, timeout_s: float = 600) -> float:
+        """Seconds from now until a probe sent now is in Redis (and, after a wipe, every agency
+        hash seen before is back)."""
+        started = time.monotonic()
+        self.probes += 1
+        event = {"schema": "emc.dossier-event.v1", "event_id": f"probe-{self.probes}", "agency_code": self.probe_agency,
+                 "dossier_id": f"probe-{self.probes}", "type": "received", "channel": "online", "procedure_code": "1.1",
+                 "occurred_at": f"{PROBE_PERIOD}T03:00:00Z"}
+        self.load.send(self.probe_agency.encode(), orjson.dumps(event))
+        key = f"{self.settings.redis_prefix}agency:{self.probe_agency}:{PROBE_PERIOD}"
+        before = self.agency_keys_before
+        while time.monotonic() - started < timeout_s:
+            self.supervise()
+            try:
+                probe_in = int(self.client.hget(key, "received") or 0) >= self.probes
+                keys_back = not wiped or self._agency_keys() >= before
+                if probe_in and keys_back:
+                    return time.monotonic() - started
+            except redis.RedisError:
+                pass
+            time.sleep(0.2)
+        return float("inf")
+
+    def supervise(self) -> None:
+        """Restart the worker if it exited: a worker that judged itself stalled or lost its
+        broker for too long exits non-zero for its supervisor, which this benchmark plays."""
+        if self.worker.poll() is not None:
+            self.supervisor_restarts += 1
+            say(f"  {time.strftime('%H:%M:%S')} worker exited with {self.worker.returncode}: started again")
+            self.worker = start_worker(self.settings, self.workdir / "worker.log")
+
+    def _agency_keys(self) -> int:
+        return sum(1 for _ in self.client.scan_iter(f"{self.settings.redis_prefix}agency:*", count=2000))
+
+    def run(self) -> int:
+        faults = [self.kill_worker, self.restart_broker, self.wipe_redis, self.poison_burst]
+        self.load.start()
+        while events_handled(self.settings) == 0:
+            time.sleep(0.2)
+        say(f"load: {self.args.rate:.0f} events/s over {len(self.agencies) - 1} agencies; faults every ~{self.args.fault_every} s "
+            f"for {self.args.minutes} min")
+        end = time.monotonic() + self.args.minutes * 60
+        while time.monotonic() < end:
+            time.sleep(self.args.fault_every * self.rng.uniform(0.5, 1.5))
+            fault = self.rng.choice(faults)
+            self.agency_keys_before = self._agency_keys()
+            what = fault()
+            recovered = self.probe_recovery(wiped=fault == self.wipe_redis, timeout_s=self.args.recovery_timeout)
+            self.recoveries[fault.__name__].append(recovered)
+            say(f"  {time.strftime('%H:%M:%S')} {what}: recovered in {recovered:.1f} s")
+        self.load.finish()
+        return self.check()
+
+    def check(self) -> int:
+        expected = batch_counts_of_messages(self.load.sent, self.agencies)
+        prefix = self.settings.redis_prefix
+        deadline = time.monotonic() + 600
+        while True:
+            with self.client.pipeline(transaction=False) as pipe:
+                for agency, period in expected:
+                    pipe.hgetall(f"{prefix}agency:{agency}:{period}")
+                found = {k: nonzero(counts_from_hash(h)) for k, h in zip(expected, pipe.execute())}
+            wrong = [k for k in expected if found[k] != expected[k]]
+            if not wrong or time.monotonic() > deadline:
+                break
+            self.supervise()
+            time.sleep(5)
+        lost = sum(max(0, expected[k].get("received", 0) - found[k].get("received", 0)) for k in expected)
+        consumer = KafkaConsumer(self.settings.dead_letter_topic, bootstrap_servers=self.settings.bootstrap_servers,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=15_000, max_partition_fetch_bytes=16 * 1024 * 1024)
+        letters = {(dict(r.headers)["emc-source-partition"], dict(r.headers)["emc-source-offset"]) for r in consumer}
+        consumer.close()
+        say(f"faults injected: {sum(len(v) for v in self.recoveries.values())}")
+        for name, times in sorted(self.recoveries.items()):
+            say(f"  {name:15s} x{len(times)}: recovery p50 {statistics.median(times):.1f} s, max {max(times):.1f} s")
+        say(f"worker exits restarted by the benchmark (as a supervisor would): {self.supervisor_restarts}")
+        say(f"events sent: {len(self.load.sent):,} valid ({self.load.failed} sends not acknowledged), {self.poison_sent:,} poison")
+        say(f"counts checked: {len(expected):,} agency-periods, {len(wrong)} wrong; events lost: {lost}")
+        say(f"dead letters: {len(letters):,} distinct source offsets for {self.poison_sent:,} poison sent")
+        return 0 if not wrong and lost == 0 and len(letters) == self.poison_sent else 1
+
+    def close(self) -> None:
+        stop(self.worker)
+        for process in (self.broker, self.redis):
+            process.stop()
+        self.s3.stop()
+
+
+def _wipe(server: RunningProcess, data_dir: Path) -> None:
+    server.kill()
+    for path in data_dir.glob("appendonly*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    server.start_again()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=300.0, help="valid events per second")
+    parser.add_argument("--fault-every", type=float, default=45.0, help="mean seconds between faults")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--broker-down-max", type=float, default=30.0, help="longest broker outage, seconds (5 to this)")
+    parser.add_argument("--recovery-timeout", type=float, default=300.0, help="seconds before a fault counts as not recovered")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="emc-chaos-") as tmp:
+        chaos = Chaos(args, Path(tmp))
+        try:
+            return chaos.run()
+        finally:
+            chaos.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
