@@ -62,12 +62,13 @@ def test_snapshots_catch_up_after_redis_comes_back(settings, tmp_path: Path) -> 
         own_redis.stop()
 
 
+WRITE_TIMES = {"updated_at", "last_changed_at", "generated_at"}  # when a key was written, not what it says
 SNAPSHOT_KEYS = ("agency:", "block:", "rank:", "agencies", "targets:", "target-periods", "maintenance-windows")
 
 
 def _contract_keys(client: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key under `prefix` with its value, without the write times (updated_at,
-    generated_at) and the instance marker, which differ by design after a rewrite."""
+    """Every key under `prefix` with its value, without the write times (WRITE_TIMES) and the
+    instance marker, which differ by design after a rewrite."""
     keys = [k for k in client.scan_iter(f"{prefix}*", count=5000)
             if k != RedisKeys(prefix).instance and not k.startswith(f"{prefix}rankings:")]  # the leader's work queues
     with client.pipeline(transaction=False) as pipe:
@@ -82,7 +83,7 @@ def _contract_keys(client: redis.Redis, prefix: str) -> dict[str, object]:
     found: dict[str, object] = {}
     for key, kind, value in zip(keys, kinds, values):
         if kind == "hash":
-            value = {f: _without_times(v) for f, v in value.items() if f != "updated_at"}
+            value = {f: _without_times(v) for f, v in value.items() if f not in WRITE_TIMES}
         elif kind == "set":
             value = sorted(value)
         elif kind == "string":
@@ -101,7 +102,8 @@ def _without_times(text: str) -> object:
     except orjson.JSONDecodeError:
         return text
     if isinstance(value, dict):
-        value.pop("generated_at", None)
+        for name in WRITE_TIMES:
+            value.pop(name, None)
     return value
 
 
