@@ -77,7 +77,10 @@ class Explanation:
     def matches(self) -> bool | None:
         if self.redis_counts is None:
             return None
-        return {k: v for k, v in self.counts.items() if v} == {k: v for k, v in self.redis_counts.items() if v}
+        # The hash also holds the procedure figures of indicators 1 and 2, which need the
+        # catalogue: explain recomputes and compares the dossier counts of contract section 3.
+        return ({k: v for k, v in self.counts.items() if v and k in COUNT_FIELDS}
+                == {k: v for k, v in self.redis_counts.items() if v and k in COUNT_FIELDS})
 
 
 def _roles(event: DossierEvent, c: Classification) -> tuple[str, ...]:

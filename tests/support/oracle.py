@@ -9,15 +9,29 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from streams.domain.dossier import Counts, counts_of_applied, row_counts_of_applied
+from streams.domain.catalogue import Catalogue
+from streams.domain.dossier import Counts, counts_of_applied, is_procedure_field, row_counts_of_applied
 from streams.domain.events import DossierEvent
 
 # (agency, period) -> {field: value}, zero fields omitted
 Expected = dict[tuple[str, str], dict[str, int]]
 
 
-def batch_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
-    """The counts of the contract (section 3), as Redis holds them."""
+def batch_counts(events_in_input_order: Iterable[DossierEvent], catalogue: Catalogue = Catalogue()) -> Expected:
+    """Every count of an agency hash, as Redis holds it: the counts of the contract (section 3)
+    and the procedure figures of indicators 1 and 2 under `catalogue` (empty: every procedure
+    with a dossier is "not in catalogue")."""
+    expected: Expected = {}
+    for (agency, period), row in batch_row_counts(events_in_input_order).items():
+        counts = {f: v for f, v in row.items() if not is_procedure_field(f)}
+        counts.update(catalogue.figures(agency, period, {f: v for f, v in row.items() if is_procedure_field(f)}))
+        if any(counts.values()):
+            expected[(agency, period)] = nonzero(counts)
+    return expected
+
+
+def batch_contract_counts(events_in_input_order: Iterable[DossierEvent]) -> Expected:
+    """The counts of the contract (section 3) alone."""
     return _batch(events_in_input_order, counts_of_applied)
 
 

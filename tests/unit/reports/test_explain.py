@@ -10,7 +10,7 @@ from streams.domain.dossier import COUNT_FIELDS, MODES
 from streams.reports.explain import CATEGORIES, explain, explanation_json, render_explanation_text, rows_from_records
 from streams.simulation.simulator import SimulationConfig
 from streams.worker.state import StateApplier, StateStores
-from tests.support.oracle import batch_counts
+from tests.support.oracle import batch_contract_counts as batch_counts
 from tests.support.simulated import sourced_events
 from tests.support.stores import RecordingStore
 
