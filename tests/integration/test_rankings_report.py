@@ -34,7 +34,7 @@ from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import WorkerProcess
 from tests.support.cli import emc
 from tests.support.events import wire_event
-from tests.support.oracle import batch_counts
+from tests.support.oracle import batch_contract_counts as batch_counts
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
