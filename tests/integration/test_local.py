@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -72,9 +73,22 @@ def test_emc_local_month_now_fills_the_current_windows_of_the_metrics(tmp_path: 
         month = datetime.now(timezone(timedelta(hours=7))).strftime("%Y-%m")
         planned = int(re.search(rf"traffic  profile 2025, {month}: ([\d,]+) resolved dossiers", out).group(1).replace(",", ""))
         last = re.findall(rf"{month}: resolved (\d+), full online (\d+\.\d\d) %", out)[-1]
-        metrics = list(text_string_to_metric_families(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()))
-        samples = [s for family in metrics for s in family.samples]
-        resolved = sum(s.value for s in samples if s.name == "emc_dossiers" and s.labels["window"] == "month" and s.labels["mode"] == "all")
+
+        def scrape() -> list:
+            metrics = text_string_to_metric_families(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
+            return [s for family in metrics for s in family.samples]
+
+        def month_resolved(samples: list) -> float:
+            return sum(s.value for s in samples if s.name == "emc_dossiers" and s.labels["window"] == "month" and s.labels["mode"] == "all")
+
+        # The metrics view is rebuilt on the worker's next tick after Redis has the month (the
+        # contract allows 5 s for a snapshot to reflect an applied event).
+        samples = scrape()
+        deadline = time.monotonic() + 5
+        while month_resolved(samples) != planned and time.monotonic() < deadline:
+            time.sleep(0.5)
+            samples = scrape()
+        resolved = month_resolved(samples)
         national = [s.value for s in samples if s.name == "emc_block_full_online_ratio"
                     and s.labels == {"block": "national", "window": "month"}]
         assert resolved == planned == int(last[0])
