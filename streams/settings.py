@@ -43,9 +43,12 @@ class Settings:
     log_level: str = "warn"
     worker_name: str = ""
     # A consumed partition with lag whose position has not moved for stall_after_s fails
-    # /healthz; after stall_exit_s the worker exits (code 71) for its supervisor to restart it.
+    # /healthz; after stall_exit_s (0: never) the worker exits (code 71) for its supervisor to
+    # restart it. Off by default: the state stage's lag can read 2-7 batch messages on a healthy
+    # worker after SIGKILLs and rebalances on Tansu (issue 18, open), and exiting then only
+    # restarts healthy workers; /healthz still reports it.
     stall_after_s: float = 60.0
-    stall_exit_s: float = 120.0
+    stall_exit_s: float = 0.0
     # Event signatures (docs/security.md): off | audit | enforce, and the keyring file.
     auth: str = "off"
     keyring: str = ""
@@ -192,8 +195,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("EMC_SILENT_AFTER: must be a positive number of seconds")
     if not 1 <= s.batch_max_events <= 10_000:
         raise ConfigError("EMC_BATCH_MAX_EVENTS: must be in 1..10000")
-    if not 5 <= s.stall_after_s <= s.stall_exit_s:
-        raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds")
+    if s.stall_after_s < 5 or (s.stall_exit_s and s.stall_exit_s < s.stall_after_s):
+        raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds (0: never exit)")
     if s.log_level not in LOG_LEVELS:
         raise ConfigError(f"EMC_LOG_LEVEL / --log-level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _validate_security(s)

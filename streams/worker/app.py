@@ -332,7 +332,7 @@ async def _watch_progress(worker: Worker) -> None:
             stalled = watch.stalled(now)
             worker.health.update(stalled=stalled)
             worst = max(stalled.values(), default=0.0)
-            if worst >= settings.stall_exit_s:
+            if settings.stall_exit_s and worst >= settings.stall_exit_s:
                 (topic, partition), _ = max(stalled.items(), key=lambda item: item[1])
                 exit_now(EXIT_STALLED, "a consumer with lag has not advanced, exiting for a restart",
                          event="stalled", topic=topic, partition=partition, stalled_s=round(worst, 1),
