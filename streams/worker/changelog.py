@@ -27,6 +27,8 @@ from aiokafka.errors import KafkaError
 from faust.streams import current_event
 from rocksdict import WriteBatch
 
+from streams.errors import InvariantError
+
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 30.0
@@ -124,7 +126,7 @@ class RowWriter:
     def set(self, key: str, value: bytes) -> None:
         event = current_event()
         if event is None:
-            raise RuntimeError("table rows are written only while the agent handles a batch message")
+            raise InvariantError("table rows are written only while the agent handles a batch message")
         store = self._table.data
         # The bytes Faust itself would write to the store and send to the changelog, with the
         # table's serializers, so that a restore from the changelog gives back the same rows.

@@ -11,6 +11,7 @@ import faust
 import pytest
 from faust.streams import _current_event
 
+from streams.errors import InvariantError
 from streams.settings import load_settings
 from streams.worker.app import ROCKSDB_OPTIONS, _faust_app
 from streams.worker.changelog import ChangelogWriter, RowWriter
@@ -59,5 +60,5 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
 
 def test_a_row_is_not_written_outside_a_message(table: faust.Table) -> None:
     _current_event.set(None)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(InvariantError):
         RowWriter(table, ChangelogWriter(table.app)).set("k", b"v")
