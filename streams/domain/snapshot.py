@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from streams.domain.catalogue import PROCEDURE_FIGURES
 from streams.domain.dossier import COUNT_FIELDS
+from streams.domain.instants import US_PER_S
 
 # The integer fields of the agency and block hashes: the counts of the contract, then the
 # procedure figures of the catalogue (streams/domain/catalogue.py). Both are sums over the
@@ -34,4 +35,4 @@ def agency_status(
     seen = max((t for t in (last_event_us, last_heartbeat_us) if t is not None), default=None)
     if seen is None:
         return "never"
-    return "connected" if now_us - seen <= silent_after_s * 1_000_000 else "silent"
+    return "connected" if now_us - seen <= silent_after_s * US_PER_S else "silent"

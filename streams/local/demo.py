@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from streams.domain.instants import VN_FIXED_OFFSET, utc_datetime_of_us
+from streams.domain.instants import US_PER_HOUR, US_PER_S, VN_FIXED_OFFSET, us_of, utc_datetime_of_us
 from streams.domain.periods import parse_period
 from streams.domain.rankings import DEFAULT_THRESHOLD
 from streams.domain.registry import BLOCKS, SCOPES, Registry
@@ -105,7 +105,7 @@ def run_local(args: argparse.Namespace, config_for: Callable[..., ProfileConfig]
     redis_server = start_redis(workdir / "redis", aclfile=REDIS_ACL_FILE)  # least privilege, as deployed
     # Signed events, enforced, as in production: one generated key per agency.
     keyring_path = workdir / "keyring.json"
-    keyring = keyring_for_agencies([a.code for a in Registry.load()], int(time.time()) * 1_000_000 - 3600 * 1_000_000)
+    keyring = keyring_for_agencies([a.code for a in Registry.load()], us_of(datetime.now(timezone.utc)) - US_PER_HOUR)
     save_keyring(keyring, keyring_path)
     settings = load_settings({
         "broker": f"kafka://127.0.0.1:{broker.port}",
@@ -149,7 +149,7 @@ class _Stop(Exception):
 
 def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds: float, summary: _Summary,
                      deadline: float | None, keyring: Keyring) -> None:
-    speedup = (simulation.end_us - simulation.start_us) / 1e6 / seconds
+    speedup = (simulation.end_us - simulation.start_us) / US_PER_S / seconds
     started = time.monotonic()
 
     def tick(count: int, at_us: int) -> None:

@@ -26,7 +26,7 @@ import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from streams.domain.instants import us_to_rfc3339
+from streams.domain.instants import us_of, us_to_rfc3339
 from streams.domain.signatures import AgencyKey, Keyring, us_of_rfc3339
 from streams.errors import KeyringError
 from streams.settings import Settings
@@ -111,7 +111,7 @@ def new_key(agency: str, valid_from_us: int | None = None, valid_until_us: int |
             now: datetime | None = None) -> AgencyKey:
     """A fresh key of `agency`: 32 random bytes as hex, an id naming the agency and the day."""
     now = now or datetime.now(timezone.utc)
-    now_us = int(now.timestamp()) * 1_000_000
+    now_us = us_of(now.replace(microsecond=0))
     return AgencyKey(
         key_id=f"{agency}-{now:%Y%m%d}-{secrets.token_hex(3)}", agency=agency, secret=secrets.token_hex(32),
         valid_from_us=now_us if valid_from_us is None else valid_from_us, valid_until_us=valid_until_us,

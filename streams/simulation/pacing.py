@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from streams.domain.instants import VN_FIXED_OFFSET, utc_datetime_of_us
+from streams.domain.instants import US_PER_S, VN_FIXED_OFFSET, utc_datetime_of_us
 from streams.errors import ConfigError
 
 
@@ -42,7 +42,7 @@ class Pacer:
         if self.rate is not None:
             due = max(due, self._started + self._sent / self.rate)
         if self.speedup is not None and self._first_us is not None:
-            due = max(due, self._started + (at_us - self._first_us) / 1e6 / self.speedup)
+            due = max(due, self._started + (at_us - self._first_us) / US_PER_S / self.speedup)
         if due > now:
             self._sleep(due - now)
         self._sent += 1

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from streams.domain.instants import US_PER_DAY, VN_OFFSET_US, us_of, us_to_rfc3339
+from streams.domain.instants import US_PER_DAY, US_PER_HOUR, VN_OFFSET_US, us_of, us_to_rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +154,11 @@ def simulate(config: SimulationConfig) -> Iterator[SimMessage]:
             occurred = _event_us(event)
             emit = occurred
             if rng.random() < config.late_share:
-                emit = occurred + rng.randrange(1, 30) * 86_400_000_000
+                emit = occurred + rng.randrange(1, 30) * US_PER_DAY
             timeline.append((emit, len(timeline), event))
             if rng.random() < config.duplicate_share:
-                timeline.append((emit + rng.randrange(1, 3_600_000_000), len(timeline), event))
-    step = int(config.heartbeat_every.total_seconds() * 1_000_000) if config.heartbeat_every else 0
+                timeline.append((emit + rng.randrange(1, US_PER_HOUR), len(timeline), event))
+    step = config.heartbeat_every // timedelta(microseconds=1) if config.heartbeat_every else 0
     for agency in sorted(set(config.agencies)) if step else ():
         for t in range(start_us, end_us, step):
             heartbeat = {"schema": "emc.dossier-event.v1", "event_id": f"{agency}-hb-{t}", "agency_code": agency,

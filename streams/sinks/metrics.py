@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from streams.domain.dossier import MODES, full_online_rate
 from streams.domain.indicators import indicators
+from streams.domain.instants import US_PER_S
 from streams.domain.periods import WINDOWS
 from streams.domain.snapshot import AGENCY_STATUSES
 
@@ -86,9 +87,9 @@ class EmcCollector(Collector):
                 if rate is not None:
                     ratio.add_metric([agency.code, agency.block, window], rate)
             if agency.last_event_us is not None:
-                last_event.add_metric([agency.code], agency.last_event_us / 1e6)
+                last_event.add_metric([agency.code], agency.last_event_us / US_PER_S)
             if agency.last_heartbeat_us is not None:
-                last_heartbeat.add_metric([agency.code], agency.last_heartbeat_us / 1e6)
+                last_heartbeat.add_metric([agency.code], agency.last_heartbeat_us / US_PER_S)
             maintenance.add_metric([agency.code], 1.0 if agency.maintenance else 0.0)
             for name in AGENCY_STATUSES:
                 status.add_metric([agency.code, agency.block, name], 1.0 if agency.status == name else 0.0)

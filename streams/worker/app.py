@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.domain.catalogue import Catalogue
 from streams.domain.control import ControlState, agency_control_fields
+from streams.domain.instants import us_of
 from streams.domain.periods import WINDOWS, current_periods, today_local
 from streams.domain.registry import Registry
 from streams.domain.signatures import Keyring
@@ -415,7 +416,7 @@ async def _tick(worker: Worker) -> None:
     docs = {}
     for reading in readings:
         docs[reading.code] = publisher.agency_doc(reading.code, reading.last_event_us, reading.last_heartbeat_us, reading.status)
-        docs[reading.code].update(agency_control_fields(control, reading.code, int(now.timestamp() * 1_000_000), periods["month"]))
+        docs[reading.code].update(agency_control_fields(control, reading.code, us_of(now), periods["month"]))
 
     def read_counts(agency: str, period: str) -> dict[str, int]:
         return snapshot_counts(worker.stores, agency, period, catalogue)
@@ -472,7 +473,7 @@ def _republish_catalogue_changes(worker: Worker, publisher: SnapshotPublisher, c
 def _read_agencies(worker: Worker, control: ControlState, catalogue: Catalogue, now: datetime,
                    periods: dict[str, str]) -> list[AgencyReading]:
     """The owned agencies' rows and current counts, as of `now`."""
-    now_us = int(now.timestamp() * 1_000_000)
+    now_us = us_of(now)
     readings = []
     for code in worker.owned_agencies():
         row = read_agency_row(worker.stores.agencies, code)
