@@ -47,7 +47,12 @@ class UnacknowledgedSends(ExternalServiceError):
         self.sent = sent
 
 
-class InvalidControlRecord(EmcError):
+class InvalidCompactedRecord(EmcError):
+    """A record of one of the small compacted topics (agency control, procedure catalogue)
+    is invalid: the CLI refuses it (exit 2) and a worker skips it with a log line."""
+
+
+class InvalidControlRecord(InvalidCompactedRecord):
     """A record of the agency-control topic (target, maintenance) is invalid: the CLI refuses
     it (exit 2) and a worker skips it with a log line."""
 
@@ -67,6 +72,6 @@ class Unauthenticated(EmcError):
         self.detail = detail
 
 
-class InvalidCatalogueRecord(EmcError):
+class InvalidCatalogueRecord(InvalidCompactedRecord):
     """A record of the procedure-catalogue topic is invalid: the CLI refuses it (exit 2) and
     a worker skips it with a log line."""

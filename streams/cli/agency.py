@@ -17,7 +17,7 @@ import json
 import sys
 
 from streams.cli.control_input import FORMATS, checked, instant
-from streams.cli.flags import add_settings, settings_from, subcommands
+from streams.cli.flags import add_settings, settings_from, subcommands, with_settings_and_registry
 from streams.domain.control import (
     ControlState,
     Maintenance,
@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     maintenance.add_argument("--withdraw", default=None, metavar="T",
                              help="remove the window that starts at T (as --list prints it), as if never declared")
     add_settings(maintenance, ["broker"])
-    maintenance.set_defaults(run=lambda args: _maintenance(args, settings_from(args), Registry.load()))
+    maintenance.set_defaults(run=with_settings_and_registry(_maintenance))
     status = agency_commands.add_parser("status", help="every agency's status, from Redis")
     status.add_argument("--format", choices=FORMATS, default="table")
     add_settings(status, ["redis_url"])

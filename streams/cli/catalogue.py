@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.cli.flags import add_settings, settings_from, subcommands
+from streams.cli.flags import add_settings, subcommands, with_settings_and_registry
 from streams.domain.catalogue import (
     Catalogue,
     ImportRow,
@@ -46,23 +46,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     importing = sub.add_parser("import", help="import procedures and their levels from a .csv or .jsonl file")
     importing.add_argument("file", type=Path)
     add_settings(importing, ["broker"])
-    importing.set_defaults(run=_run(_import_file))
+    importing.set_defaults(run=with_settings_and_registry(_import_file))
     listing = sub.add_parser("list", help="print the catalogue")
     listing.add_argument("--agency", default=None, help="only this agency's procedures")
     listing.add_argument("--on", type=date.fromisoformat, default=None,
                          help="levels in force on this date (default: today, Asia/Ho_Chi_Minh)")
     listing.add_argument("--format", choices=FORMATS, default="table")
     add_settings(listing, ["broker"])
-    listing.set_defaults(run=_run(_list))
+    listing.set_defaults(run=with_settings_and_registry(_list))
     withdraw = sub.add_parser("withdraw", help="remove a procedure from the catalogue (a tombstone)")
     withdraw.add_argument("agency")
     withdraw.add_argument("procedure_code")
     add_settings(withdraw, ["broker"])
-    withdraw.set_defaults(run=_run(_withdraw))
-
-
-def _run(command):  # noqa: ANN001, ANN202 - (args, settings, registry) -> int
-    return lambda args: command(args, settings_from(args), Registry.load())
+    withdraw.set_defaults(run=with_settings_and_registry(_withdraw))
 
 
 def _import_file(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:

@@ -8,8 +8,9 @@ same name; `settings_from(args)` turns the flags a command was given into `Setti
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from streams.domain.registry import Registry
 from streams.errors import ConfigError
 from streams.settings import ENV_VARS, LOG_LEVELS, Settings, load_settings
 
@@ -48,6 +49,13 @@ def add_settings(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the setting flags the command has (absent or not given: env, then default)."""
     return load_settings({name: getattr(args, name, None) for name in SETTING_FLAGS})
+
+
+def with_settings_and_registry(
+    command: Callable[[argparse.Namespace, Settings, Registry], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A command's `run`: the command called with the settings of its flags and the registry."""
+    return lambda args: command(args, settings_from(args), Registry.load())
 
 
 def subcommands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:

@@ -15,7 +15,7 @@ import argparse
 import json
 
 from streams.cli.control_input import FORMATS, checked, parse_ratio
-from streams.cli.flags import add_settings, settings_from, subcommands
+from streams.cli.flags import add_settings, subcommands, with_settings_and_registry
 from streams.domain.control import ControlState, encode_record, make_target, target_key
 from streams.domain.instants import now_rfc3339
 from streams.domain.registry import SCOPES, Registry
@@ -31,20 +31,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     set_.add_argument("period", help="YYYY-MM, YYYY-Qn or YYYY")
     set_.add_argument("ratio", help="0..1 (0.85) or a percentage (85%%)")
     add_settings(set_, ["broker"])
-    set_.set_defaults(run=_run(_targets_set))
+    set_.set_defaults(run=with_settings_and_registry(_targets_set))
     clear = target_commands.add_parser("clear", help="remove an agency's target for a period")
     clear.add_argument("agency")
     clear.add_argument("period")
     add_settings(clear, ["broker"])
-    clear.set_defaults(run=_run(_targets_clear))
+    clear.set_defaults(run=with_settings_and_registry(_targets_clear))
     listing = target_commands.add_parser("list", help="shipped block targets and the agencies' own targets")
     listing.add_argument("--format", choices=FORMATS, default="table")
     add_settings(listing, ["broker"])
-    listing.set_defaults(run=_run(_targets_list))
-
-
-def _run(command):  # noqa: ANN001, ANN202 - (args, settings, registry) -> int
-    return lambda args: command(args, settings_from(args), Registry.load())
+    listing.set_defaults(run=with_settings_and_registry(_targets_list))
 
 
 def _targets_set(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:

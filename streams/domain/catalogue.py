@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from streams.domain.compacted import decode_key, decode_value
 from streams.domain.dossier import PROCEDURE_RECEIVED_ONLINE_PREFIX, PROCEDURE_RECEIVED_PREFIX
 from streams.domain.events import PROCEDURE_CODE_MAX_LENGTH
 from streams.domain.periods import parse_period
@@ -181,23 +182,13 @@ def parse_catalogue_message(registry: Registry, key: bytes | None, value: bytes 
     Raises InvalidCatalogueRecord for a message that is not a valid record, or whose key does
     not name the procedure of its value.
     """
-    if key is None:
-        raise InvalidCatalogueRecord("a catalogue record needs a key AGENCY:PROCEDURE_CODE")
-    try:
-        text_key = key.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidCatalogueRecord("the key is not UTF-8") from None
+    text_key = decode_key(key, InvalidCatalogueRecord, "a catalogue record needs a key AGENCY:PROCEDURE_CODE")
     agency, _, code = text_key.partition(":")
     if not agency or not code:
         raise InvalidCatalogueRecord(f"key {text_key!r}: expected AGENCY:PROCEDURE_CODE")
     if value is None:
         return text_key, None
-    if len(value) > MAX_RECORD_BYTES:
-        raise InvalidCatalogueRecord(f"key {text_key!r}: record larger than {MAX_RECORD_BYTES} bytes")
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InvalidCatalogueRecord(f"key {text_key!r}: the value is not JSON") from None
+    obj = decode_value(text_key, value, MAX_RECORD_BYTES, InvalidCatalogueRecord)
     try:
         procedure = procedure_from_json(registry, obj)
     except InvalidCatalogueRecord as exc:
@@ -254,13 +245,6 @@ class Catalogue:
                 1 for code in with_online if levels.get(code) == "full_online"),
             "procedures_not_in_catalogue": sum(1 for code in with_dossiers if levels.get(code) is None),
         }
-
-
-def apply_catalogue_message(records: dict[str, Procedure], key: str, procedure: Procedure | None) -> None:
-    if procedure is None:
-        records.pop(key, None)
-    else:
-        records[key] = procedure
 
 
 # -- importing a file ----------------------------------------------------------------------

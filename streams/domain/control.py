@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import orjson
 
+from streams.domain.compacted import decode_key, decode_value, tombstone
 from streams.domain.events import rfc3339_to_us
 from streams.domain.instants import local_date_of_us, utc_datetime_of_us
 from streams.domain.periods import Period, parse_period, periods_of_day
@@ -192,33 +193,19 @@ def encode_record(record: ControlRecord) -> tuple[bytes, bytes]:
     return record.key.encode("utf-8"), orjson.dumps(record.to_json())
 
 
-def tombstone(key: str) -> tuple[bytes, None]:
-    return key.encode("utf-8"), None
-
-
 def parse_control_message(registry: Registry, key: bytes | None, value: bytes | None) -> tuple[str, ControlRecord | None]:
     """(key, record) of a message of the control topic; record None for a tombstone.
 
     Raises InvalidControlRecord for a message that is not a valid record, or whose key does
     not name the thing its value is about.
     """
-    if key is None:
-        raise InvalidControlRecord("a control record needs a key")
-    try:
-        text_key = key.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidControlRecord("the key is not UTF-8") from None
+    text_key = decode_key(key, InvalidControlRecord, "a control record needs a key")
     kind, _, rest = text_key.partition(":")
     if kind not in ("target", "maintenance") or not rest:
         raise InvalidControlRecord(f"key {text_key!r}: expected target:AGENCY:PERIOD or maintenance:AGENCY:START")
     if value is None:
         return text_key, None
-    if len(value) > MAX_RECORD_BYTES:
-        raise InvalidControlRecord(f"key {text_key!r}: record larger than {MAX_RECORD_BYTES} bytes")
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InvalidControlRecord(f"key {text_key!r}: the value is not JSON") from None
+    obj = decode_value(text_key, value, MAX_RECORD_BYTES, InvalidControlRecord)
     if not isinstance(obj, dict) or obj.get("schema") != CONTROL_SCHEMA:
         raise InvalidControlRecord(f"key {text_key!r}: the value is not an {CONTROL_SCHEMA} object")
     record = record_from_json(registry, obj)
@@ -297,15 +284,6 @@ class ControlState:
         for (agency, period), target in sorted(self.targets.items()):
             out.setdefault(period, {})[agency] = target.ratio
         return out
-
-
-def apply_message(records: dict[str, ControlRecord], key: str, record: ControlRecord | None) -> None:
-    """Fold one message into the latest-record-per-key map (what compaction keeps)."""
-    if record is None:
-        records.pop(key, None)
-    else:
-        records[key] = record
-
 
 
 def agency_control_fields(state: ControlState, agency: str, now_us: int, month: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The CLI's side of the small compacted topics (agency control, bulletins): produce records
-and wait for every ack, or read a whole topic once to its end.
+"""The CLI's side of the small compacted topics (agency control, procedure catalogue,
+bulletins): produce records and wait for every ack, or read a whole topic once to its end;
+and `fold_record`, which the CLI's reader and the workers' feeds (streams/kafka/feed.py) use
+to keep the latest valid record of every key.
 
 Both use kafka-python (blocking, the CLI runs one command and exits). Broker errors become
 `ExternalServiceError` with one readable line.
@@ -7,16 +9,26 @@ Both use kafka-python (blocking, the CLI runs one command and exits). Broker err
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
-from streams.errors import ExternalServiceError
+from streams.domain.compacted import apply_latest
+from streams.errors import ExternalServiceError, InvalidCompactedRecord
 from streams.kafka.security import kafka_python_security
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+# A topic's message parser: (key, value) -> (text key, record; None for a tombstone), raising
+# InvalidCompactedRecord for a message that is not a valid record.
+RecordParser = Callable[[bytes | None, bytes | None], tuple[str, R | None]]
 
 # A published bulletin of a year is ~150 KB of JSON; leave room for the largest.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
@@ -78,3 +90,40 @@ def read_whole_topic(settings: Settings, topic: str, *, client_id: str,
         raise ExternalServiceError(f"cannot read {topic}: {exc}") from exc
     finally:
         consumer.close()
+
+
+def send_records(settings: Settings, topic: str, messages: list[tuple[bytes, bytes | None]], *, what: str,
+                 client_id: str, timeout_s: float) -> list[tuple[int, int]]:
+    """Produce records of a compacted topic in order and wait for every ack. Creates the topic
+    first when it is missing, so that a broker's auto-creation never makes it a deleting one."""
+    from streams.kafka.topics import ensure_topics
+
+    ensure_topics(settings, timeout_s=timeout_s, names={topic})
+    return produce_acked(settings, topic, messages, what=what, client_id=client_id, timeout_s=timeout_s)
+
+
+def read_latest_records(settings: Settings, topic: str, parse: RecordParser[R], *, what: str, client_id: str,
+                        timeout_s: float) -> dict[str, R]:
+    """The latest valid record of every key, as the whole topic gives them now (invalid
+    records are skipped, logged)."""
+    from streams.kafka.topics import ensure_topics
+
+    ensure_topics(settings, timeout_s=timeout_s, names={topic})
+    records: dict[str, R] = {}
+    for partition, offset, key, value in read_whole_topic(settings, topic, client_id=client_id, timeout_s=timeout_s):
+        fold_record(parse, records, key, value, partition, offset, what=what)
+    return records
+
+
+def fold_record(parse: RecordParser[R], records: dict[str, R], key: bytes | None, value: bytes | None,
+                partition: int, offset: int, *, what: str) -> bool:
+    """Fold one message into the latest-record-per-key map; an invalid record is skipped with
+    a warning (event `invalid_{what}_record`). True when the map changed."""
+    try:
+        text_key, record = parse(key, value)
+    except InvalidCompactedRecord as exc:
+        log.warning("skipping an invalid %s record at partition %d offset %d: %s", what, partition, offset, exc,
+                    extra={"event": f"invalid_{what}_record", "partition": partition, "offset": offset})
+        return False
+    apply_latest(records, text_key, record)
+    return True

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import orjson
 import redis.asyncio as aioredis
@@ -25,14 +26,12 @@ from redis.exceptions import RedisError
 from streams.domain.control import (
     ControlRecord,
     ControlState,
-    apply_message,
     maintenance_from_history,
     parse_control_message,
     periods_touched,
 )
 from streams.domain.registry import Registry
-from streams.errors import InvalidControlRecord
-from streams.kafka.compacted import produce_acked, read_whole_topic
+from streams.kafka.compacted import read_latest_records, send_records
 from streams.kafka.feed import CompactedTopicFeed
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
@@ -55,59 +54,30 @@ def send_control_messages(settings: Settings, messages: list[tuple[bytes, bytes 
                           timeout_s: float = 30.0) -> list[tuple[int, int]]:
     """Produce control records in order (one key, one partition: compaction keeps the last)
     and wait for every ack; returns each one's (partition, offset)."""
-    from streams.kafka.topics import ensure_topics
-
-    ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
-    return produce_acked(settings, settings.control_topic, messages, what="control record",
-                         client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s)
+    return send_records(settings, settings.control_topic, messages, what="control record",
+                        client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s)
 
 
 def read_control_state(settings: Settings, registry: Registry, timeout_s: float = 30.0) -> ControlState:
     """The control state as the whole topic gives it now (invalid records are skipped, logged)."""
-    from streams.kafka.topics import ensure_topics
-
-    ensure_topics(settings, timeout_s=timeout_s, names={settings.control_topic})
-    records: dict[str, ControlRecord] = {}
-    for partition, offset, key, value in read_whole_topic(settings, settings.control_topic,
-                                                          client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s):
-        _fold(registry, records, key, value, partition, offset)
+    records = read_latest_records(settings, settings.control_topic, partial(parse_control_message, registry),
+                                  what="control", client_id=f"{settings.app_id}-control-cli", timeout_s=timeout_s)
     return ControlState.of(records.values())
-
-
-def _fold(registry: Registry, records: dict[str, ControlRecord], key: bytes | None, value: bytes | None,
-          partition: int, offset: int) -> bool:
-    try:
-        text_key, record = parse_control_message(registry, key, value)
-    except InvalidControlRecord as exc:
-        log.warning("skipping an invalid control record at partition %d offset %d: %s", partition, offset, exc,
-                    extra={"event": "invalid_control_record", "partition": partition, "offset": offset})
-        return False
-    apply_message(records, text_key, record)
-    return True
 
 
 # -- worker side ---------------------------------------------------------------------------
 
-class ControlFeed(CompactedTopicFeed):
+class ControlFeed(CompactedTopicFeed[ControlRecord]):
     """The latest control state, kept up to date from the whole control topic."""
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
-        super().__init__(settings, settings.control_topic, "control")
-        self._registry = registry
-        self._records: dict[str, ControlRecord] = {}
+        super().__init__(settings, settings.control_topic, "control", partial(parse_control_message, registry))
         self.state = ControlState()
-
-    def _fold_message(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> bool:
-        return _fold(self._registry, self._records, key, value, partition, offset)
 
     def _rebuild(self) -> None:
         self.state = ControlState.of(self._records.values())
         log.info("control state: %d targets, %d maintenance windows",
                  len(self.state.targets), self.state.window_count)
-
-    def _record_count(self) -> int:
-        return len(self._records)
-
 
 class ControlPublisher:
     """Writes the targets and maintenance windows of the control state to Redis (leader only)."""

@@ -3,43 +3,41 @@ whole topic (the CLI's side is streams/kafka/compacted.py).
 
 A plain aiokafka consumer without a consumer group, all partitions assigned by hand, from
 the beginning at each start, so that the state is rebuilt from the compacted topic after
-any restart and no worker depends on another. Subclasses fold each message into their
-records and rebuild an immutable state from them, which the worker's tick reads.
+any restart and no worker depends on another. The feed folds each message into the latest
+valid record of every key (`fold_record`, as the CLI's reader does); subclasses rebuild an
+immutable state from those records, which the worker's tick reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Generic
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError as AIOKafkaError
 
+from streams.kafka.compacted import R, RecordParser, fold_record
 from streams.kafka.security import aiokafka_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class CompactedTopicFeed:
-    def __init__(self, settings: Settings, topic: str, name: str) -> None:
+class CompactedTopicFeed(Generic[R]):
+    def __init__(self, settings: Settings, topic: str, name: str, parse: RecordParser[R]) -> None:
         self._settings = settings
         self._topic = topic
         self._name = name
+        self._parse = parse
+        self._records: dict[str, R] = {}
         self._positions: dict[int, int] = {}  # partition -> next offset to read
         # True once the feed has read the topic up to its end (as it was when the feed got
         # there): before that a worker would publish without the topic's records.
         self.ready = False
 
-    def _fold_message(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> bool:
-        """Fold one message into the records; True when it changed something."""
-        raise NotImplementedError
-
     def _rebuild(self) -> None:
-        """Rebuild the published state from the records (after a batch that changed them)."""
-        raise NotImplementedError
-
-    def _record_count(self) -> int:
+        """Rebuild the published state from `_records` (after a batch that changed them)."""
         raise NotImplementedError
 
     async def run(self) -> None:
@@ -86,14 +84,15 @@ class CompactedTopicFeed:
             changed = False
             for tp, messages in batch.items():
                 for message in messages:
-                    changed |= self._fold_message(message.key, message.value, tp.partition, message.offset)
+                    changed |= fold_record(self._parse, self._records, message.key, message.value, tp.partition,
+                                           message.offset, what=self._name)
                 if messages:
                     self._positions[tp.partition] = messages[-1].offset + 1
             if changed:
                 self._rebuild()
             if not self.ready and await self._caught_up(consumer, tps):
                 self.ready = True
-                log.info("%s feed caught up (%d records)", self._name, self._record_count())
+                log.info("%s feed caught up (%d records)", self._name, len(self._records))
 
     @staticmethod
     async def _caught_up(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:

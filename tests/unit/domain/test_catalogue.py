@@ -17,13 +17,13 @@ from streams.cli.catalogue import read_import_file, render_catalogue
 from streams.domain.catalogue import (
     Catalogue,
     Procedure,
-    apply_catalogue_message,
     encode_procedure,
     import_row,
     make_procedure,
     merge_import,
     parse_catalogue_message,
 )
+from streams.domain.compacted import apply_latest
 from streams.domain.dossier import live_events, procedure_counts
 from streams.domain.events import DossierEvent
 from streams.domain.indicators import indicators
@@ -143,9 +143,9 @@ def test_figures_count_procedures_not_dossiers_and_report_the_uncatalogued() -> 
 def test_a_tombstone_withdraws_and_the_changed_agencies_are_known() -> None:
     records: dict[str, Procedure] = {}
     a = _procedure("A", ("full_online", "2025-01-01"))
-    apply_catalogue_message(records, a.key, a)
+    apply_latest(records, a.key, a)
     before = Catalogue.of(records.values())
-    apply_catalogue_message(records, a.key, None)
+    apply_latest(records, a.key, None)
     after = Catalogue.of(records.values())
     assert after.get("T35", "A") is None
     assert after.agencies_changed_since(before) == {"T35"}
@@ -254,7 +254,7 @@ def _apply(events: list[DossierEvent], records: list[Procedure | str]) -> dict[s
         applier.apply_batch(SourcedEvent(0, offset + i, e) for i, e in enumerate(events[offset:offset + 3]))
     latest: dict[str, Procedure] = {}
     for record in records:  # a str is a tombstone of that key
-        apply_catalogue_message(latest, record if isinstance(record, str) else record.key,
+        apply_latest(latest, record if isinstance(record, str) else record.key,
                                 None if isinstance(record, str) else record)
     catalogue = Catalogue.of(latest.values())
     periods = {key.split("\x1f", 1)[1] for key in stores.counters}
@@ -293,7 +293,7 @@ def test_indicator_2_is_the_same_for_any_order_of_events_and_catalogue_records(
     # And it is what the definition says, from the dossiers' live events directly.
     latest = {}
     for record in records:
-        apply_catalogue_message(latest, record if isinstance(record, str) else record.key,
+        apply_latest(latest, record if isinstance(record, str) else record.key,
                                 None if isinstance(record, str) else record)
     catalogue = Catalogue.of(latest.values())
     by_dossier: dict[str, list[DossierEvent]] = {}

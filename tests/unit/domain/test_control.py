@@ -15,13 +15,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from streams.cli.main import main
+from streams.domain.compacted import apply_latest
 from streams.domain.control import (
     CONTROL_SCHEMA,
     ControlState,
     Maintenance,
     Target,
     agency_control_fields,
-    apply_message,
     clearing_messages,
     current_agency_targets,
     declaration_messages,
@@ -204,7 +204,7 @@ def test_the_state_keeps_the_latest_record_of_each_key_and_tombstones_remove(ops
             else:
                 expected_targets[(agency, period)] = ratio
         raw_key, raw_value = (key.encode(), None) if record is None else encode_record(record)
-        apply_message(records, *parse_control_message(REGISTRY, raw_key, raw_value))
+        apply_latest(records, *parse_control_message(REGISTRY, raw_key, raw_value))
     state = ControlState.of(records.values())
     assert {k: t.ratio for k, t in state.targets.items()} == expected_targets
     assert {a: [w.until_us for w in ws] for a, ws in state.maintenance.items()} == {a: [u] for a, u in expected_windows.items()}
@@ -327,13 +327,13 @@ def _window(agency: str, start_h: int, length_h: int, reason: str = "upgrade"):
 def _state_of(windows) -> tuple[dict, ControlState]:
     records: dict = {}
     for window in windows:
-        apply_message(records, *parse_control_message(REGISTRY, *encode_record(window)))
+        apply_latest(records, *parse_control_message(REGISTRY, *encode_record(window)))
     return records, ControlState.of(records.values())
 
 
 def _apply(records: dict, messages) -> ControlState:
     for key, value in messages:
-        apply_message(records, *parse_control_message(REGISTRY, key, value))
+        apply_latest(records, *parse_control_message(REGISTRY, key, value))
     return ControlState.of(records.values())
 
 
