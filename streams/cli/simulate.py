@@ -13,7 +13,7 @@ from streams.errors import ConfigError
 from streams.simulation.calibration import PROFILES
 from streams.simulation.pacing import Pacer, Progress
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
-from streams.simulation.traffic import declare_maintenance, pump
+from streams.simulation.traffic import declare_catalogue, declare_maintenance, procedure_plan_lines, pump
 
 
 def add_traffic_arguments(parser: argparse.ArgumentParser, scale: float, floors: tuple[int, int],
@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"profile {args.profile}: {resolved:,} resolved dossiers, {full / resolved:.2%} fully online "
           f"(ministries {simulation.plan.rate('ministry'):.2%}, provinces {simulation.plan.rate('province'):.2%})",
           file=sys.stderr)
+    reference = simulation.calibration.reference_period.text
+    for line in procedure_plan_lines(simulation, reference) if len(reference) == 7 else ():
+        print(f"  {reference}: {line}", file=sys.stderr)
     pacer = Pacer(args.rate, args.speedup, window=(simulation.start_us, simulation.end_us))
     progress = Progress(simulation.start_us, simulation.end_us)
     if args.to is not None:
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     declare_maintenance(settings, simulation)
+    declare_catalogue(settings, simulation)
     from streams.security.keyring_file import signing_keyring
 
     with EventProducer(settings, signing_keyring(settings)) as producer:

@@ -43,7 +43,7 @@ from streams.security.keyring_file import keyring_for_agencies, save_keyring
 from streams.settings import ENV_VARS, Settings, load_settings, redacted_url
 from streams.simulation.pacing import Pacer
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
-from streams.simulation.traffic import declare_maintenance, pump
+from streams.simulation.traffic import declare_catalogue, declare_maintenance, procedure_plan_lines, pump
 from streams.sinks.keys import RedisKeys
 
 SUMMARY_EVERY_S = 5.0
@@ -158,6 +158,7 @@ def _publish_traffic(settings: Settings, simulation: ProfileSimulation, seconds:
             raise _Stop
 
     declare_maintenance(settings, simulation)
+    declare_catalogue(settings, simulation)
     with EventProducer(settings, keyring) as producer:
         try:
             pacer = Pacer(speedup=speedup, window=(simulation.start_us, simulation.end_us))
@@ -195,6 +196,8 @@ class _Summary:
             blocks = calibration.block_rates
             print(f"           EMC published for {calibration.reference_period.text}: {calibration.national_rate:.2%} "
                   f"(ministries {blocks['ministry']:.2%}, provinces {blocks['province']:.2%})", flush=True)
+        for line in procedure_plan_lines(self.simulation, self.month):
+            print(f"           {line}", flush=True)
 
     def maybe_print(self, count: int, at_us: int) -> None:
         now = time.monotonic()
@@ -219,6 +222,14 @@ class _Summary:
         rates = {b: _pct(fields.get("full_online_rate")) for b, fields in blocks.items()}
         print(f"  {month}: resolved {resolved}, full online {rates['national']} "
               f"(ministries {rates['ministry']}, provinces {rates['province']})", flush=True)
+        if self.simulation.procedures is not None:  # the three toàn trình rates, as the bulletin gives them
+            for field, title in (("full_online_procedures_rate", "1. full-online procedures"),
+                                 ("full_online_procedures_used_rate", "2. used full-online procedures")):
+                shown = {b: _pct(fields.get(field)) for b, fields in blocks.items()}
+                print(f"    {title} {shown['national']} (ministries {shown['ministry']}, provinces {shown['province']})",
+                      flush=True)
+            print(f"    national portal: {int(blocks['national'].get('received_national_portal', '0')):,} online dossiers "
+                  f"received ({_pct(blocks['national'].get('national_portal_rate'))} of online)", flush=True)
         for block, title in (("province", "top provinces"), ("ministry", "top ministries")):
             ranking = self.client.zrevrange(keys.rank(block, month), 0, 4, withscores=True)
             if ranking:

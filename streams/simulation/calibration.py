@@ -30,6 +30,7 @@ from streams.domain.registry import BLOCKS, Registry
 from streams.errors import ConfigError, InvariantError
 
 PROFILES: tuple[str, ...] = ("2024", "2025")
+PROCEDURE_INDICATORS: tuple[str, ...] = ("full_online_procedures", "full_online_procedures_used")  # 1 and 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,12 @@ class Calibration:
     top10_period: Mapping[str, str]  # block -> the period the top 10 was published for
     under10: Mapping[str, tuple[str, ...]]  # block -> codes published under 10 %
     traffic: TrafficShares
+    # Issue 14: indicator name (full_online_procedures, full_online_procedures_used) -> scope
+    # (national, ministry, province) -> published rate; and the online dossiers received
+    # through the national portal in the reference period (full scale). Empty / None: the
+    # profile generates no catalogue and no portal fields.
+    procedure_rates: Mapping[str, Mapping[str, float]]
+    received_national_portal: int | None
     sources: tuple[Mapping[str, Any], ...]
 
     @classmethod
@@ -124,6 +131,9 @@ class Calibration:
             top10_period=dict(published.get("top10_period", {})),
             under10={block: tuple(codes) for block, codes in published.get("under10", {}).items()},
             traffic=TrafficShares(**traffic),
+            procedure_rates={name: {"national": published[name]["national"], **published[name]["blocks"]}
+                             for name in PROCEDURE_INDICATORS if name in published},
+            received_national_portal=published.get("received_national_portal"),
             sources=tuple(doc.get("sources", ())),
         )
         known = {u.code for u in units}
@@ -145,6 +155,13 @@ class Calibration:
             return None
         m, p = self.block_rates["ministry"], self.block_rates["province"]
         return (self.national_rate - p) / (m - p)
+
+    def ministry_procedure_share(self, indicator: str) -> float:
+        """The ministries' share of the procedures behind a published procedure indicator (1 or
+        2) that the published national and block rates imply."""
+        rates = self.procedure_rates[indicator]
+        m, p = rates["ministry"], rates["province"]
+        return (rates["national"] - p) / (m - p)
 
 
 @dataclass(frozen=True, slots=True)

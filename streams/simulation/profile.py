@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import orjson
 
+from streams.domain.catalogue import Procedure
 from streams.domain.control import Maintenance, make_maintenance
 from streams.domain.events import SCHEMA_ID
 from streams.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_S, VN_FIXED_OFFSET, us_of, us_to_rfc3339
@@ -21,6 +22,7 @@ from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError
 from streams.simulation.calibration import Calibration, Plan, largest_remainder, plan
+from streams.simulation.procedures import Month, MonthQuota, ProcedureDraw, ProcedurePlan, plan_procedures
 from streams.simulation.simulator import SimMessage
 
 # Tết holidays (public-service offices closed), approximate, by year.
@@ -132,6 +134,11 @@ class ProfileSimulation:
         self.plan: Plan = plan(self.calibration, window_days, config.scale, config.min_resolved_published,
                                config.min_resolved, active)
         self._months = self._month_split()
+        # Issue 14: a profile with published procedure indicators gets a catalogue and portals.
+        self.procedures: ProcedurePlan | None = None
+        if self.calibration.procedure_rates:
+            self.procedures = plan_procedures(self.calibration, self._month_volumes(), self._month_days(), config.scale)
+        self._draws: dict[tuple[str, Month], ProcedureDraw] = {}
 
     # -- the window ---------------------------------------------------------------------
     def _fractions(self) -> list[tuple[date, float]]:
@@ -212,9 +219,49 @@ class ProfileSimulation:
             split[unit.code] = rows
         return split
 
+    def _month_volumes(self) -> dict[Month, dict[str, tuple[int, int]]]:
+        """month -> unit -> (resolved dossiers, of which received online), as planned."""
+        volumes: dict[Month, dict[str, tuple[int, int]]] = {}
+        for code, rows in self._months.items():
+            months: dict[Month, tuple[int, int]] = {}
+            for day, n, full in rows:
+                total, fulls = months.get((day.year, day.month), (0, 0))
+                months[(day.year, day.month)] = (total + n, fulls + full)
+            for month, (total, full) in months.items():
+                partial, _ = self._mode_split(total, full)
+                volumes.setdefault(month, {})[code] = (total, full + partial)
+        return volumes
+
+    def _month_days(self) -> dict[Month, float]:
+        days: dict[Month, float] = {}
+        for day, fraction in self._fractions():
+            days[(day.year, day.month)] = days.get((day.year, day.month), 0.0) + fraction
+        return days
+
+    def _mode_split(self, total: int, full: int) -> tuple[int, int]:
+        """(partial online, unclassified) among a unit-month's resolved dossiers."""
+        shares = self.calibration.traffic
+        rest = total - full
+        partial = _round(shares.partial_share_of_rest * rest)
+        return partial, min(rest - partial, _round(shares.unclassified_share * total))
+
+    def catalogue(self) -> list[Procedure]:
+        """The procedure catalogue of the window (empty for a profile without one): every unit's
+        procedures under each code that sends its traffic."""
+        if self.procedures is None:
+            return []
+        senders: dict[str, set[str]] = {}
+        for unit in self.plan.units:
+            for day, _ in self.days:
+                code = self.sender(unit.code, day)
+                if code is not None:
+                    senders.setdefault(unit.code, set()).add(code)
+        return self.procedures.records(self.registry, senders)
+
     # -- traffic --------------------------------------------------------------------------
     def messages(self) -> Iterator[SimMessage]:
         """Every message, in emission order. Deterministic for the config's seed."""
+        self._draws = {}  # the procedures' coverage starts afresh with each pass
         pending: list[tuple[int, int, bytes, bytes]] = []  # (emit µs, serial, key, value)
         serial = 0
         months = sorted({(d.year, d.month) for d, _ in self.days})
@@ -247,8 +294,7 @@ class ProfileSimulation:
         total = sum(n for _, n, _ in rows)
         full = sum(f for _, _, f in rows)
         rest = total - full
-        partial = _round(shares.partial_share_of_rest * rest)
-        unclassified = min(rest - partial, _round(shares.unclassified_share * total))
+        partial, unclassified = self._mode_split(total, full)
         modes = (["full_online"] * full + ["partial_online"] * partial + ["unclassified"] * unclassified
                  + ["offline"] * (rest - partial - unclassified))
         rng.shuffle(modes)
@@ -272,7 +318,8 @@ class ProfileSimulation:
                 at = self._time_on(rng, day, _RESOLUTION_HOURS)
                 dossier_id = f"{year}{month:02d}-{serial:06d}"
                 if kind == "voided":
-                    dossier = self._resolved_dossier(rng, unit, dossier_id, rng.choice(["full_online", "offline"]), "completed", at)
+                    dossier = self._resolved_dossier(rng, unit, dossier_id, rng.choice(["full_online", "offline"]), "completed", at,
+                                                     counted=False)
                     last = dossier.events[-1]["_at"]
                     # Up to ten days later, but never in the future (a window ending now).
                     void_at = min(last + rng.randrange(US_PER_HOUR, 10 * US_PER_DAY), max(last + US_PER_S, self._now_us))
@@ -316,22 +363,38 @@ class ProfileSimulation:
         dossier.events.append(event)
         return event
 
-    def _start(self, rng: random.Random, dossier: _Dossier, end_us: int, channel: str | None,
-               received: bool = True) -> int:
+    def _procedure(self, rng: random.Random, unit: str, received_us: int, end_us: int, online: bool,
+                   counted: bool) -> tuple[str, dict[str, str]]:
+        """The procedure code of a dossier received at `received_us`, and its portal field(s)."""
+        if self.procedures is None:
+            return f"{rng.choice((1, 2))}.{rng.randrange(0, 13000):06d}", {}
+        catalogue = self.procedures.units[unit]
+        month = _month_of(received_us)
+        draw = self._draws.get((unit, month))
+        if draw is None:
+            # Received before the window, or in a month it plans nothing for: the quotas of the
+            # month it is resolved in (a dossier received in a month is counted in that month).
+            quota_month = month if catalogue.months.get(month, _NO_QUOTA).used else _month_of(end_us)
+            draw = self._draws[(unit, month)] = ProcedureDraw(catalogue, quota_month)
+        code, portal = draw.draw(rng, online, counted)
+        return code, ({"portal": portal} if portal is not None else {})
+
+    def _start(self, rng: random.Random, dossier: _Dossier, unit: str, end_us: int, channel: str | None,
+               received: bool = True, counted: bool = True) -> int:
         """submitted / received events before `end_us`; returns the received time."""
         days = rng.choices([d for d, _ in _PROCESSING_DAYS], weights=[w for _, w in _PROCESSING_DAYS])[0]
         at = end_us - days * US_PER_DAY - rng.randrange(10 * 60 * US_PER_S, 8 * US_PER_HOUR)
         at = max(at, end_us - _MAX_LOOKBACK_US)
         at = at // US_PER_S * US_PER_S
-        procedure = f"{rng.choice((1, 2))}.{rng.randrange(0, 13000):06d}"
+        procedure, portal = self._procedure(rng, unit, at, end_us, channel == "online", counted)
         lean = self.config.lean
         if not received:
             self._event(dossier, "submitted", at, procedure_code=procedure)
             return at
         if channel == "online" and not lean and rng.random() < 0.25:
             self._event(dossier, "submitted", at - rng.randrange(US_PER_S, 12 * US_PER_HOUR) // US_PER_S * US_PER_S,
-                        procedure_code=procedure, channel="online")
-        fields: dict[str, object] = {"procedure_code": procedure, "channel": channel}
+                        procedure_code=procedure, channel="online", **portal)
+        fields: dict[str, object] = {"procedure_code": procedure, "channel": channel, **portal}
         if not lean:
             fields["digitized"] = rng.random() < (0.8 if channel == "online" else 0.45)
             fields["due_at"] = us_to_rfc3339(at + rng.choice((3, 5, 7, 10, 15, 20)) * US_PER_DAY)
@@ -343,15 +406,15 @@ class ProfileSimulation:
         return min(_FEES, key=lambda fee: abs(fee - rng.expovariate(1 / mean)))
 
     def _resolved_dossier(self, rng: random.Random, unit: str, dossier_id: str, mode: str, outcome: str,
-                          resolved_at: int) -> _Dossier:
+                          resolved_at: int, counted: bool = True) -> _Dossier:
         dossier = self._new_dossier(unit, dossier_id, resolved_at)
         lean = self.config.lean
         shares = self.calibration.traffic
         if mode == "unclassified":
-            received_at = self._start(rng, dossier, resolved_at, None, received=False)
+            received_at = self._start(rng, dossier, unit, resolved_at, None, received=False, counted=counted)
         else:
             channel = "online" if mode in ("full_online", "partial_online") else rng.choice(("in_person", "in_person", "postal"))
-            received_at = self._start(rng, dossier, resolved_at, channel)
+            received_at = self._start(rng, dossier, unit, resolved_at, channel, counted=counted)
         span = max(resolved_at - received_at, 2)
         # The in-person step that makes an online dossier partial.
         steps = ["fee", "supplement"] + (["delivery"] if outcome == "completed" else [])
@@ -390,7 +453,7 @@ class ProfileSimulation:
         """A dossier received but not resolved: withdrawn at `at`, or still pending at `at`."""
         dossier = self._new_dossier(unit, dossier_id, at)
         channel = rng.choice(("online", "online", "in_person", "postal"))
-        received_at = self._start(rng, dossier, at, channel)
+        received_at = self._start(rng, dossier, unit, at, channel)
         if not self.config.lean and rng.random() < self.calibration.traffic.fee_share:
             self._event(dossier, "fee_paid", received_at + rng.randrange(0, max(at - received_at, 1)),
                         method="online" if channel == "online" else "in_person", amount_vnd=self._fee(rng))
@@ -409,6 +472,7 @@ class ProfileSimulation:
                 wrong = dict(right, event_id=right["event_id"] + "w")
                 if right["type"] == "received":
                     wrong["channel"] = "in_person" if right["channel"] != "in_person" else "online"
+                    wrong.pop("portal", None)  # a portal is where an online dossier was submitted
                 elif right["type"] == "fee_paid":
                     wrong["method"] = "in_person" if right["method"] == "online" else "online"
                 else:
@@ -466,6 +530,14 @@ def _dead_letter(rng: random.Random, key: bytes, value: bytes) -> tuple[bytes, b
         return b"ZZ99", orjson.dumps(dict(event, agency_code="ZZ99", event_id=event["event_id"] + "u"))
     other = b"T01" if key != b"T01" else b"BCT"
     return other, orjson.dumps(dict(event, event_id=event["event_id"] + "k"))
+
+
+_NO_QUOTA = MonthQuota(0, 0, 0, 0)
+
+
+def _month_of(epoch_us: int) -> Month:
+    day = datetime.fromtimestamp(epoch_us / US_PER_S, VN_FIXED_OFFSET).date()
+    return day.year, day.month
 
 
 def _round(x: float) -> int:

@@ -1,5 +1,6 @@
-"""Sending simulated traffic: pacing the messages out, and declaring the calibration's
-maintenance windows on the control topic (what `emc simulate` and `emc local` do)."""
+"""Sending simulated traffic: pacing the messages out, declaring the calibration's
+maintenance windows on the control topic and publishing its procedure catalogue (what
+`emc simulate` and `emc local` do)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,46 @@ def declare_maintenance(settings: Settings, simulation: ProfileSimulation) -> No
         for w in windows:
             print(f"  control  {settings.control_topic}: maintenance of {w.agency} declared, {w.start} until {w.until}"
                   f" ({w.reason})", file=sys.stderr)
+
+
+def declare_catalogue(settings: Settings, simulation: ProfileSimulation) -> None:
+    """Publish the window's procedure catalogue on the catalogue topic, when the profile has one
+    (`--profile 2025`: indicators 1 and 2). Idempotent: each record is keyed by its procedure."""
+    from streams.domain.catalogue import encode_procedure
+    from streams.kafka.catalogue import send_catalogue
+
+    procedures = simulation.catalogue()
+    if procedures:
+        send_catalogue(settings, [encode_procedure(p) for p in procedures], timeout_s=max(60.0, len(procedures) / 2000))
+        print(f"  catalogue {settings.catalogue_topic}: {len(procedures):,} procedure records of "
+              f"{len({p.agency_code for p in procedures})} agencies", file=sys.stderr)
+
+
+def procedure_plan_lines(simulation: ProfileSimulation, month: str) -> list[str]:
+    """What the profile plans for indicators 1 and 2 and the national portal in `month`
+    (YYYY-MM), beside what the bulletin published; none for a profile without a catalogue."""
+    plan, calibration = simulation.procedures, simulation.calibration
+    if plan is None:
+        return []
+    key = (int(month[:4]), int(month[5:7]))
+    if not any(key in unit.months for unit in plan.units.values()):
+        return []  # the month is outside the window
+    lines = []
+    for name, numerator, denominator, title in (
+            ("full_online_procedures", "full_online_procedures_in_force", "procedures_in_force", "1. full-online procedures"),
+            ("full_online_procedures_used", "full_online_procedures_with_online_dossiers", "procedures_with_dossiers",
+             "2. used full-online procedures")):
+        rates = {}
+        for block in (None, "ministry", "province"):
+            totals = plan.totals(key, block)
+            rates[block] = totals[numerator] / totals[denominator] if totals[denominator] else 0.0
+        published = calibration.procedure_rates[name]
+        lines.append(f"{title}: {rates[None]:.2%} (ministries {rates['ministry']:.2%}, provinces {rates['province']:.2%});"
+                     f" published {published['national']:.2%} ({published['ministry']:.2%}, {published['province']:.2%})")
+    lines.append(f"national portal: {plan.totals(key)['received_national_portal']:,} online dossiers received"
+                 + (f" (published {calibration.received_national_portal:,} at scale 1)"
+                    if calibration.received_national_portal is not None else ""))
+    return lines
 
 
 def pump(messages: Iterable[SimMessage], pacer: Pacer, progress: Progress | None,

@@ -15,4 +15,11 @@ PUBLISHED_2024 = {
     "national": 45.8, "ministry": 63.47, "province": 18.54, "silent": 8,
 }
 PUBLISHED_2025_04 = {"national": 39.46, "ministry": 51.82, "province": 14.58}
+# Issue 14's table for April 2025: indicators 1 and 2 (%), and the online dossiers submitted
+# through the national portal (Cổng DVCQG) in the month.
+PUBLISHED_2025_04_PROCEDURES = {
+    "full_online_procedures": {"national": 50.4, "ministry": 43.09, "province": 50.6},
+    "full_online_procedures_used": {"national": 50.65, "ministry": 44.72, "province": 50.77},
+}
+PUBLISHED_2025_04_NATIONAL_PORTAL = 1_600_000
 PUBLISHED_2025_Q1_TOP = ["T91", "T35", "T54", "T96", "T38", "T14", "T33", "T36", "T72", "T58"]

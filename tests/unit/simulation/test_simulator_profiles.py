@@ -12,7 +12,9 @@ from functools import lru_cache
 import orjson
 import pytest
 
+from streams.domain.catalogue import Catalogue
 from streams.domain.events import parse_event
+from streams.domain.indicators import indicators
 from streams.domain.instants import local_date_of_us
 from streams.domain.registry import Registry
 from streams.errors import ConfigError, InvalidEvent
@@ -20,7 +22,13 @@ from streams.simulation.calibration import Calibration, plan
 from streams.simulation.profile import ProfileConfig, ProfileSimulation, day_weight
 from streams.simulation.simulator import SimulationConfig, simulate
 from tests.support.oracle import batch_counts
-from tests.support.published_figures import PUBLISHED_2024, PUBLISHED_2025_04, PUBLISHED_2025_Q1_TOP
+from tests.support.published_figures import (
+    PUBLISHED_2024,
+    PUBLISHED_2025_04,
+    PUBLISHED_2025_04_NATIONAL_PORTAL,
+    PUBLISHED_2025_04_PROCEDURES,
+    PUBLISHED_2025_Q1_TOP,
+)
 
 REGISTRY = Registry.load()
 
@@ -217,3 +225,77 @@ def test_a_profile_window_ending_now_dates_no_event_in_the_future() -> None:
     moments = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in events]
     assert sum(e["type"] == "voided" for e in events) > 50
     assert max(moments) <= now
+
+
+def _april_2025_figures(sim: ProfileSimulation, out: Classified) -> dict[str, dict[str, int]]:
+    """scope -> summed April 2025 counts of the batch computation under the simulated catalogue."""
+    counts = batch_counts(out.valid, Catalogue.of(sim.catalogue()))
+    scopes: dict[str, dict[str, int]] = {"national": {}, "ministry": {}, "province": {}}
+    for (agency, period), row in counts.items():
+        if period == "2025-04":
+            for scope in ("national", REGISTRY.get(agency).block):
+                for name, n in row.items():
+                    scopes[scope][name] = scopes[scope].get(name, 0) + n
+    return scopes
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_2025_profile_gives_the_published_april_2025_procedure_indicators_and_portal(lean: bool) -> None:
+    sim, out = run("2025", "2025-04", lean=lean)
+    scopes = _april_2025_figures(sim, out)
+    for scope, counts in scopes.items():
+        found = indicators(counts)
+        for name, published in PUBLISHED_2025_04_PROCEDURES.items():
+            assert abs(100 * found[name] - published[scope]) < 1.0, (scope, name, found[name])
+        # Exactly the plan: each procedure the plan uses received a dossier in April (and the
+        # full-online ones an online dossier), and no other procedure did.
+        block = None if scope == "national" else scope
+        planned = sim.procedures.totals((2025, 4), block)
+        assert {k: counts.get(k, 0) for k in planned} == planned
+        assert counts.get("procedures_not_in_catalogue", 0) == 0
+    # The national portal: 1.6 million at scale 1, scaled down.
+    assert scopes["national"]["received_national_portal"] == round(PUBLISHED_2025_04_NATIONAL_PORTAL * sim.config.scale)
+    # Portals are on online receipts only.
+    portals = Counter((e.channel, e.portal) for e in out.valid if e.type == "received")
+    assert portals[("online", "national")] and portals[("online", "agency")]
+    assert not [key for key in portals if key[0] != "online" and key[1] is not None]
+
+
+def test_2025_catalogue_covers_every_sender_and_levels() -> None:
+    sim, out = run("2025", "2025-07")
+    catalogue = sim.catalogue()
+    agencies = {p.agency_code for p in catalogue}
+    # After the mergers the merged provinces send: their catalogue holds their predecessors' procedures.
+    assert {e.agency_code for e in out.valid} <= agencies
+    assert {p.levels[0].level for p in catalogue} == {"full_online", "partial_online", "not_online"}
+    merged = [p for p in catalogue if p.agency_code == "T37-2025"]
+    assert merged and all(p.levels[0].valid_from == REGISTRY.get("T37-2025").valid_from for p in merged)
+    counts = batch_counts(out.valid, Catalogue.of(catalogue))
+    assert not any(row.get("procedures_not_in_catalogue") for (_, period), row in counts.items() if period == "2025-07")
+
+
+def test_the_2025_procedure_plan_gives_the_published_rates_at_full_scale() -> None:
+    sim = ProfileSimulation(ProfileConfig(profile="2025", period="2025-04", scale=1.0), REGISTRY)
+    for block, scope in ((None, "national"), ("ministry", "ministry"), ("province", "province")):
+        totals = sim.procedures.totals((2025, 4), block)
+        one = 100 * totals["full_online_procedures_in_force"] / totals["procedures_in_force"]
+        two = 100 * totals["full_online_procedures_with_online_dossiers"] / totals["procedures_with_dossiers"]
+        assert abs(one - PUBLISHED_2025_04_PROCEDURES["full_online_procedures"][scope]) < 0.05, (scope, one)
+        assert abs(two - PUBLISHED_2025_04_PROCEDURES["full_online_procedures_used"][scope]) < 0.05, (scope, two)
+    assert sim.procedures.totals((2025, 4))["received_national_portal"] == PUBLISHED_2025_04_NATIONAL_PORTAL
+    # A province has a catalogue of the size of a real one (about 2,000 procedures), a ministry a few hundred.
+    sizes = {code: len(u.full) + len(u.other) for code, u in sim.procedures.units.items()}
+    assert 1500 <= sizes["T01"] <= 2100 and 100 <= sizes["BTC"] <= 400
+
+
+def test_the_2024_profile_has_no_catalogue_and_no_portals() -> None:
+    sim, out = run("2024")
+    assert sim.procedures is None and sim.catalogue() == []
+    assert not [e for e in out.valid if e.portal is not None]
+
+
+def test_2025_same_seed_same_bytes_on_every_pass() -> None:
+    sim = ProfileSimulation(ProfileConfig(profile="2025", period="2025-04", scale=0.00005, min_resolved=10, lean=True), REGISTRY)
+    first = [(m.key, m.value) for m in sim.messages()]
+    assert first == [(m.key, m.value) for m in sim.messages()]  # the procedure draws start afresh
+    assert sim.catalogue() == sim.catalogue()
