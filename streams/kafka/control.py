@@ -21,7 +21,9 @@ from functools import partial
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.domain.control import (
     ControlRecord,
@@ -35,6 +37,7 @@ from streams.kafka.compacted import read_latest_records, send_records
 from streams.kafka.feed import CompactedTopicFeed
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
+from streams.sinks.redis_outage import RedisOutageLog
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +85,11 @@ class ControlFeed(CompactedTopicFeed[ControlRecord]):
 class ControlPublisher:
     """Writes the targets and maintenance windows of the control state to Redis (leader only)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, outage: RedisOutageLog | None = None) -> None:
         self._client = client
         self.keys = RedisKeys(prefix)
         self._written: ControlState | None = None
+        self._outage = outage or RedisOutageLog()
 
     def forget(self) -> None:
         """Write again on the next `publish` (e.g. after becoming leader again)."""
@@ -130,6 +134,8 @@ class ControlPublisher:
             return
         try:
             await self.publish(state)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._outage.failed("agency targets", exc)
         except RedisError as exc:
             log.warning("could not write the agency targets to Redis, will retry: %s", exc)
 

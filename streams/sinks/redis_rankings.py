@@ -50,6 +50,7 @@ from streams.domain.registry import Registry
 from streams.domain.reorg import AS_WAS, RESTATED
 from streams.domain.snapshot import counts_from_hash
 from streams.sinks.keys import RedisKeys, as_text
+from streams.sinks.redis_outage import RedisOutageLog
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,13 @@ async def read_maintenance_windows(client: aioredis.Redis, keys: RedisKeys) -> d
 class RankingPublisher:
     """Rebuilds the ranking keys of some periods from the agency hashes (leader only)."""
 
-    def __init__(self, prefix: str, registry: Registry, client: aioredis.Redis) -> None:
+    def __init__(self, prefix: str, registry: Registry, client: aioredis.Redis,
+                 outage: RedisOutageLog | None = None) -> None:
         self.keys = RedisKeys(prefix)
         self._registry = registry
         self._client = client
         self._claim = client.register_script(_CLAIM_DIRTY)
-        self._failures = 0
+        self.outage = outage or RedisOutageLog()
         self._statuses: dict[str, str] | None = None
         self._current_due = 0.0
 
@@ -135,12 +137,9 @@ class RankingPublisher:
                 self._statuses = statuses
                 self._current_due = time.monotonic() + CURRENT_REFRESH_S
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._failures += 1
-            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... failure in a row
-                log.warning("rankings not rebuilt, Redis not reachable (kept for the next tick): %s", exc,
-                            extra={"event": "rankings_retry", "attempt": self._failures})
+            self.outage.failed("rankings", exc)  # the dirty periods stay for the next tick
             return []
-        self._failures = 0
+        self.outage.answered()
         return periods
 
     async def publish_period(self, period: str, statuses: Mapping[str, str],

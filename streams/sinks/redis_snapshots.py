@@ -36,6 +36,7 @@ from streams.domain.registry import NATIONAL, SCOPES, Registry
 from streams.domain.snapshot import SNAPSHOT_COUNT_FIELDS, counts_from_hash
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys
+from streams.sinks.redis_outage import RedisOutageLog
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,11 @@ def connect(settings: Settings) -> aioredis.Redis:
 
 
 class SnapshotPublisher:
-    def __init__(self, settings: Settings, registry: Registry, client: aioredis.Redis) -> None:
+    def __init__(self, settings: Settings, registry: Registry, client: aioredis.Redis,
+                 outage: RedisOutageLog | None = None) -> None:
         self._registry = registry
         self._client = client
+        self.outage = outage or RedisOutageLog()
         self.keys = RedisKeys(settings.redis_prefix)
         self._dirty: set[tuple[str, str]] = set()
         self._failures = 0
@@ -210,13 +213,15 @@ class SnapshotPublisher:
             if leader_periods is not None:
                 await self.read_blocks(leader_periods)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._retry_later(dirty, now, "redis unreachable, snapshots kept for retry: %s", exc)
+            self._retry_later(dirty, now)
+            self.outage.failed("snapshots", exc, pending=len(self._dirty))
             return False
         except RedisError as exc:
-            self._retry_later(dirty, now, "redis refused a snapshot write, kept for retry: %s", exc)
+            delay = self._retry_later(dirty, now)
+            log.warning("redis refused a snapshot write, kept for retry: %s", exc, extra={
+                "event": "redis_retry", "attempt": self._failures, "retry_in_s": delay, "pending": len(self._dirty)})
             return False
-        if self._failures:
-            log.warning("redis reachable again after %d failed attempts; snapshots caught up", self._failures)
+        self.outage.answered()
         self._failures = 0
         return True
 
@@ -236,13 +241,13 @@ class SnapshotPublisher:
         replaced, self._replaced = self._replaced, False
         return replaced
 
-    def _retry_later(self, dirty: set[tuple[str, str]], now: float, message: str, exc: Exception) -> None:
+    def _retry_later(self, dirty: set[tuple[str, str]], now: float) -> float:
+        """Keep `dirty` for the next attempt, after a backoff delay (returned, in seconds)."""
         self._dirty |= dirty
         self._failures += 1
         delay = min(0.5 * 2 ** (self._failures - 1), 30.0)
         self._next_attempt = now + delay
-        log.warning(message, exc, extra={"event": "redis_retry", "attempt": self._failures, "retry_in_s": delay,
-                                         "pending": len(self._dirty)})
+        return delay
 
     async def _write_agencies(
         self, dirty: set[tuple[str, str]], read_counts: CountsReader, agency_docs: Mapping[str, dict]

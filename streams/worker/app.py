@@ -32,6 +32,8 @@ from aiokafka.errors import KafkaError
 from faust.types import ProducerT
 from mode.utils.futures import stampede
 from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams.domain.catalogue import Catalogue
 from streams.domain.control import ControlState, agency_control_fields
@@ -50,6 +52,7 @@ from streams.security.keyring_file import load_keyring
 from streams.settings import Settings
 from streams.sinks.metrics import WorkerMetrics, create_metrics
 from streams.sinks.metrics_server import metrics_basic_auth, metrics_tls_context
+from streams.sinks.redis_outage import RedisOutageLog
 from streams.sinks.redis_rankings import RankingPublisher
 from streams.sinks.redis_snapshots import SnapshotPublisher, connect
 from streams.worker import faust_transport
@@ -248,7 +251,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     control_feed = worker.control = ControlFeed(settings, registry)
 
     async def run_control_feed() -> None:
-        worker.control_publisher = ControlPublisher(connect(settings), settings.redis_prefix)
+        worker.control_publisher = ControlPublisher(connect(settings), settings.redis_prefix, redis_outage)
         await control_feed.run()
 
     task("control feed", run_control_feed)
@@ -256,8 +259,11 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     catalogue_feed = worker.catalogue = CatalogueFeed(settings, registry)
     task("catalogue feed", catalogue_feed.run)
 
+    # One outage log for every Redis writer of the worker: a lost Redis is one line, not one per attempt.
+    redis_outage = RedisOutageLog()
+
     async def run_snapshots() -> None:
-        worker.publisher = SnapshotPublisher(settings, registry, connect(settings))
+        worker.publisher = SnapshotPublisher(settings, registry, connect(settings), redis_outage)
         while True:
             await asyncio.sleep(settings.snapshot_interval_s)
             try:
@@ -269,7 +275,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
 
     async def run_rankings() -> None:
         # Its own loop, so the leader's ranking rebuilds never hold back its snapshots.
-        worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings))
+        worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings), redis_outage)
         bulletins = BulletinWatch(connect(settings), registry, settings.redis_prefix)  # the bulletin gauges
         bulletins_due = 0.0
         while True:
@@ -282,6 +288,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
                 if time.monotonic() >= bulletins_due:
                     bulletins_due = time.monotonic() + BULLETIN_REFRESH_S
                     worker.metrics.bulletins.update(await bulletins.refresh())
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                redis_outage.failed("bulletin gauges", exc)
             except Exception:  # noqa: BLE001 - a failed rebuild is logged and retried next round
                 log.exception("rankings rebuild failed")
 
