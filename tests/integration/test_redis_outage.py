@@ -22,6 +22,7 @@ from streams.local.stack import start_redis
 from streams.simulation.simulator import SimulationConfig, simulate
 from streams.sinks.keys import RedisKeys
 from tests.integration.conftest import WorkerProcess, redis_counts
+from tests.integration.test_reliability import stop_timed
 from tests.support.oracle import batch_counts_of_messages
 from tests.support.waiting import wait_until
 
@@ -40,7 +41,10 @@ def _received(n: int) -> tuple[bytes, bytes]:
 OUTAGE_S = 15
 
 
-def test_snapshots_catch_up_after_redis_comes_back(settings, tmp_path: Path) -> None:
+def test_snapshots_catch_up_after_redis_comes_back_and_sigterm_without_redis_exits_zero(settings, tmp_path: Path) -> None:
+    """Redis stopped for 15 s: its outage is logged once, the snapshots catch up when it is
+    back. Then Redis gone again: SIGTERM still ends the worker with 0 within 10 s (the same
+    bound as with the broker gone, test_reliability.py)."""
     own_redis = start_redis(tmp_path / "redis")
     settings = replace(settings, redis_url=f"redis://127.0.0.1:{own_redis.port}/0")
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
@@ -68,6 +72,12 @@ def test_snapshots_catch_up_after_redis_comes_back(settings, tmp_path: Path) -> 
         ended = about_redis[1]
         assert ended["outage_s"] >= OUTAGE_S and ended["failed_attempts"] > 10  # rankings every 0.25 s, snapshots backing off
         assert worker.process is not None and worker.process.poll() is None  # never crashed
+
+        own_redis.stop()
+        wait_until(lambda: worker.log_path.read_text().count("redis_outage_started") == 2, 60, "the second outage logged")
+        code, seconds = stop_timed(worker)
+        print(f"SIGTERM with Redis gone: exit {code} after {seconds:.2f} s")
+        assert code == 0 and seconds < 10
     finally:
         worker.stop()
         own_redis.stop()

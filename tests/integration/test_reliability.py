@@ -75,7 +75,7 @@ def _log_lines(worker: WorkerProcess) -> list[dict]:
     return lines
 
 
-def _stop_timed(worker: WorkerProcess) -> tuple[int, float]:
+def stop_timed(worker: WorkerProcess) -> tuple[int, float]:
     assert worker.process is not None
     started = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
@@ -103,7 +103,7 @@ def test_probes_and_lag_of_every_consumed_topic_then_a_clean_stop(settings, star
     status, body = _get(worker, "/healthz")
     assert (status, body) == (200, {"ok": True, "problems": []})
 
-    code, seconds = _stop_timed(worker)
+    code, seconds = stop_timed(worker)
     print(f"SIGTERM with everything up: exit {code} after {seconds:.2f} s")
     assert code == 0 and seconds < 10
 
@@ -181,7 +181,7 @@ def test_sigterm_with_the_broker_gone_exits_zero_within_ten_seconds_and_the_outa
         print(f"{len(outage)} log lines in 15 s of outage at level info, {len(client_lines)} warnings/errors from the Kafka clients")
         assert sum(1 for line in outage if line.get("event") == "broker_outage_started") == 1
         assert len(client_lines) <= 3, client_lines[:20]
-        code, seconds = _stop_timed(worker)
+        code, seconds = stop_timed(worker)
         print(f"SIGTERM with the broker gone: exit {code} after {seconds:.2f} s")
         assert code == 0 and seconds < 10
     finally:
