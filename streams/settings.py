@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -65,12 +66,27 @@ class Settings:
     metrics_key_file: str = ""
     metrics_username: str = ""
     metrics_password: str = field(default="", repr=False)
+    # Where other workers and `emc reconcile` reach this worker's metrics port (the dossier
+    # endpoint, streams/worker/dossier_api.py); empty: http(s)://HOST:METRICS_PORT, HOST the
+    # metrics host unless it is a wildcard address, else this machine's host name.
+    advertised_url: str = ""
 
     # -- derived -------------------------------------------------------------------------
     @property
     def bootstrap_servers(self) -> str:
         """`host:port[,host:port]` for kafka-python and aiokafka."""
         return ",".join(urlparse(url).netloc for url in self.broker.split(";"))
+
+    @property
+    def worker_url(self) -> str:
+        """The URL this worker's metrics port is reached at (EMC_ADVERTISED_URL, or derived)."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        scheme = "https" if self.metrics_cert_file else "http"
+        host = self.metrics_host if self.metrics_host not in ("", "0.0.0.0", "::") else socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.metrics_port}"
 
     @property
     def ingest_group(self) -> str:
@@ -114,6 +130,7 @@ ENV_VARS: dict[str, str] = {
     "metrics_key_file": "EMC_METRICS_KEY_FILE",
     "metrics_username": "EMC_METRICS_USERNAME",
     "metrics_password": "EMC_METRICS_PASSWORD",
+    "advertised_url": "EMC_ADVERTISED_URL",
 }
 
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
@@ -197,6 +214,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("EMC_BATCH_MAX_EVENTS: must be in 1..10000")
     if s.stall_after_s < 5 or (s.stall_exit_s and s.stall_exit_s < s.stall_after_s):
         raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds (0: never exit)")
+    if s.advertised_url:
+        parsed = urlparse(s.advertised_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+            raise ConfigError(f"EMC_ADVERTISED_URL: expected http(s)://HOST:PORT, got {s.advertised_url!r}")
     if s.log_level not in LOG_LEVELS:
         raise ConfigError(f"EMC_LOG_LEVEL / --log-level: {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _validate_security(s)

@@ -11,11 +11,25 @@ import os
 import sys
 from collections.abc import Sequence
 
-from streams.cli import agency, bulletin, catalogue, explain, keys, local, publish, registry, report, simulate, targets, worker
+from streams.cli import (
+    agency,
+    bulletin,
+    catalogue,
+    explain,
+    keys,
+    local,
+    publish,
+    reconcile,
+    registry,
+    report,
+    simulate,
+    targets,
+    worker,
+)
 from streams.cli.flags import CliParser
 from streams.errors import ConfigError, EmcError
 
-COMMAND_GROUPS = (worker, publish, simulate, local, registry, targets, agency, report, explain, bulletin, keys, catalogue)
+COMMAND_GROUPS = (worker, publish, simulate, local, registry, targets, agency, report, explain, reconcile, bulletin, keys, catalogue)
 
 
 def build_parser() -> argparse.ArgumentParser:

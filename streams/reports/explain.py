@@ -61,6 +61,9 @@ class ExplainedDossier:
     voided: bool
     in_person_step: bool
     events: tuple[ExplainedEvent, ...]
+    procedure: str | None = None  # of the received (else submitted) event the receipt is taken from
+    received_at_us: int | None = None
+    resolved_at_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,52 @@ def explain_dossier(dossier_id: str, row: bytes) -> tuple[ExplainedDossier, list
         )
         for a in sorted(applied, key=lambda a: (a.event.occurred_at_us, a.event.event_id))
     )
-    return ExplainedDossier(dossier_id, c.mode, c.channel, c.outcome, c.voided, c.in_person_step, explained), live
+    procedure = c.received_event.procedure_code if c.received_event is not None else None
+    return ExplainedDossier(dossier_id, c.mode, c.channel, c.outcome, c.voided, c.in_person_step, explained,
+                            procedure, c.received_at_us, c.resolved_at_us), live
+
+
+def dossier_record(dossier_id: str, row: bytes, period: str, *, always: bool = False) -> dict | None:
+    """A dossier of the period as the dossier endpoint answers it (streams/worker/dossier_api.py):
+    what EMC holds and decided, its counts in the period and every applied event as `emc explain`
+    shows it; None when the dossier counts nothing in the period and was not voided in it
+    (unless `always`: a dossier asked for by id)."""
+    dossier, live = explain_dossier(dossier_id, row)
+    counts = {name: n for (p, name), n in dossier_counts(live).items() if p == period and n}
+    if not always and not counts and not (dossier.voided and any(period in periods_at(e.event.occurred_at_us) for e in dossier.events if e.live)):
+        return None
+    return {
+        "dossier_id": dossier_id,
+        "procedure": dossier.procedure,
+        "received_at": us_to_rfc3339(dossier.received_at_us) if dossier.received_at_us is not None else None,
+        "channel": dossier.channel,
+        "resolved_at": us_to_rfc3339(dossier.resolved_at_us) if dossier.resolved_at_us is not None else None,
+        "outcome": dossier.outcome,
+        "mode": dossier.mode,
+        "in_person_step": dossier.in_person_step,
+        "voided": dossier.voided,
+        "counts": counts,
+        "events": [_event_json(e) for e in dossier.events],
+    }
+
+
+def rule_text(record: Mapping) -> str:
+    """The rule of contract section 2 that decided a dossier's mode, naming the deciding events
+    (a dossier as `dossier_record` gives it, or as the dossier endpoint sent it)."""
+    by_role: dict[str, list[str]] = {}
+    for e in record["events"]:
+        for role in e["roles"]:
+            by_role.setdefault(role, []).append(e["event_id"])
+    channel_from = ", ".join(by_role.get("channel", [])) or "-"
+    if record["voided"]:
+        return "voided: a live voided event removes the dossier from every count"
+    if record["mode"] == "unclassified":
+        return "unclassified: no live received or submitted event names a channel"
+    if record["mode"] == "offline":
+        return f"offline: channel {record['channel']} (from {channel_from})"
+    if record["mode"] == "partial_online":
+        return f"partial_online: channel online (from {channel_from}), in-person step: {', '.join(by_role.get('in_person_step', []))}"
+    return f"full_online: channel online (from {channel_from}), no in-person step"
 
 
 def explain(
@@ -280,10 +328,13 @@ def render_explanation_text(x: Explanation, name: str) -> str:
         for d in sample:
             out.append(f"  dossier {d.dossier_id}: channel {d.channel}, outcome {d.outcome or '-'}, mode {d.mode}"
                        + (", in-person step" if d.in_person_step else "") + (", VOIDED" if d.voided else ""))
-            for e in d.events:
-                ev = _event_json(e)
-                state = "live" if e.live else f"dead (superseded by {', '.join(e.superseded_by)})"
-                detail = " ".join(f"{k}={v}" for k, v in ev["fields"].items())
-                roles = f" <- {', '.join(e.roles)}" if e.roles else ""
-                out.append(f"    {ev['occurred_at']}  {ev['type']:<20} {ev['event_id']}  {state}  {detail}{roles}".rstrip())
+            out += [event_line(_event_json(e)) for e in d.events]
     return "\n".join(out) + "\n"
+
+
+def event_line(ev: Mapping) -> str:
+    """One applied event as `emc explain` prints it (`ev` in the form of `_event_json`)."""
+    state = "live" if ev["state"] == "live" else f"dead (superseded by {', '.join(ev['superseded_by'])})"
+    detail = " ".join(f"{k}={v}" for k, v in ev["fields"].items())
+    roles = f" <- {', '.join(ev['roles'])}" if ev["roles"] else ""
+    return f"    {ev['occurred_at']}  {ev['type']:<20} {ev['event_id']}  {state}  {detail}{roles}".rstrip()

@@ -79,6 +79,12 @@ class RedisKeys:
         """Hash: `{period}:v{N}` -> the bulletin's summary."""
         return self._key("bulletins")
 
+    # -- the dossier endpoint's routing (streams/worker/dossier_api.py) ---------------------
+    @property
+    def workers(self) -> str:
+        """Hash: state partition -> the advertised URL of the worker that owns it."""
+        return self._key("workers")
+
     # -- control state (streams/kafka/control.py, ControlPublisher) --------------------------
     def targets(self, period: str) -> str:
         """Hash: agency code -> target ratio of the period."""

@@ -184,6 +184,11 @@ class SnapshotPublisher:
         self._instance: bytes | None = None  # the instance token this worker last wrote under
         self._replaced = False
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The worker's Redis client (also for the owner entries of streams/worker/dossier_api.py)."""
+        return self._client
+
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._dirty.update(pairs)
 

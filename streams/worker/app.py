@@ -50,6 +50,7 @@ from streams.kafka.topics import STATE_TABLES
 from streams.reports.bulletins import BULLETIN_REFRESH_S, BulletinWatch
 from streams.security.keyring_file import load_keyring
 from streams.settings import Settings
+from streams.sinks.keys import RedisKeys
 from streams.sinks.metrics import WorkerMetrics, create_metrics
 from streams.sinks.metrics_server import metrics_basic_auth, metrics_tls_context
 from streams.sinks.redis_outage import RedisOutageLog
@@ -59,6 +60,8 @@ from streams.worker import faust_transport
 from streams.worker.authentication import EventAuthenticator
 from streams.worker.changelog import ChangelogWriter, RowWriter
 from streams.worker.codec import decode_batch
+from streams.worker.dossier_api import ROUTE as DOSSIER_ROUTE
+from streams.worker.dossier_api import DossierEndpoint, OwnerAdvertiser, RowStore
 from streams.worker.health import (
     EXIT_STALLED,
     Health,
@@ -109,6 +112,8 @@ class Worker:
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
     state_lag: dict[int, int] = field(default_factory=dict)  # batch partition -> lag
     _agency_partition: dict[str, int] = field(default_factory=dict)
+    dossier_endpoint: DossierEndpoint | None = None  # GET /v1/dossiers, served by the metrics HTTP server
+    owner_advertiser: OwnerAdvertiser | None = None  # the `workers` hash entries of the partitions it serves
 
     def owned_agencies(self) -> list[str]:
         return [code for code, p in self._agency_partition.items() if p in self.owned_partitions]
@@ -229,6 +234,17 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
                     health)
     worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
     applier = StateApplier(stores)
+
+    def dossier_store(partition: int) -> RowStore | None:
+        # Called from the HTTP thread: only a partition this worker serves and has published
+        # from; `_dbs.get` never opens a database (Faust's `_db_for_partition` would).
+        if not worker.in_sync or partition not in worker.owned_partitions:
+            return None
+        db = tables["dossiers"].data._dbs.get(partition)  # type: ignore[attr-defined]
+        return db
+
+    worker.dossier_endpoint = DossierEndpoint(settings, registry, dossier_store)
+    worker.owner_advertiser = OwnerAdvertiser(RedisKeys(settings.redis_prefix), settings.worker_url)
     batch_topic = app.topic(settings.batch_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
 
     def task(name: str, body: Callable[[], Awaitable[None]]) -> None:
@@ -430,6 +446,8 @@ async def _tick(worker: Worker) -> None:
         return snapshot_counts(worker.stores, agency, period, catalogue)
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
+    if worker.owner_advertiser is not None:
+        await worker.owner_advertiser.advertise(publisher.client, owned, time.monotonic())
     _republish_if_redis_replaced(worker, publisher)
     if worker.control_publisher is not None:  # targets and maintenance windows, by the leader
         await worker.control_publisher.sync(control, worker.is_leader)
@@ -555,7 +573,8 @@ def run_worker(settings: Settings) -> None:
     worker = build_worker(settings, keyring=keyring)
     worker.outage_log = outage_log
     serve_http(settings.metrics_host, settings.metrics_port, worker.metrics.registry, worker.health,
-               tls_context=metrics_tls_context(settings), basic_auth=metrics_basic_auth(settings))
+               tls_context=metrics_tls_context(settings), basic_auth=metrics_basic_auth(settings),
+               routes={DOSSIER_ROUTE: worker.dossier_endpoint.handle} if worker.dossier_endpoint else None)
     log.warning("worker started", extra={"metrics_port": settings.metrics_port, "broker": settings.broker})
     faust_worker = _QuietFaustWorker(
         worker.app,

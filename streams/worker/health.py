@@ -159,17 +159,21 @@ class _Handler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
     health: Health
     basic_auth: bytes | None = None  # the Authorization header /metrics requires (health probes stay open)
+    routes: Mapping[str, Callable[[BaseHTTPRequestHandler, str], None]] = {}  # path -> handler(request, query), behind the same auth
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
+        path, _, query = self.path.partition("?")
+        if path == "/metrics" or path in self.routes:
             if not authorized(self.headers.get("Authorization"), self.basic_auth):
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="EMC metrics"')
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+            if path == "/metrics":
+                self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+            else:
+                self.routes[path](self, query)
         elif path in ("/healthz", "/readyz"):
             now = time.monotonic()
             problems = self.health.liveness(now) if path == "/healthz" else self.health.readiness(now)
@@ -190,10 +194,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve_http(host: str, port: int, registry: CollectorRegistry, health: Health,
-               tls_context: ssl.SSLContext | None = None, basic_auth: bytes | None = None) -> ThreadingHTTPServer:
-    """/metrics, /healthz and /readyz on one port, in a daemon thread; HTTPS with `tls_context`,
-    /metrics behind basic auth with `basic_auth` (streams/sinks/metrics_server.py)."""
-    handler = type("WorkerHTTPHandler", (_Handler,), {"registry": registry, "health": health, "basic_auth": basic_auth})
+               tls_context: ssl.SSLContext | None = None, basic_auth: bytes | None = None,
+               routes: Mapping[str, Callable[[BaseHTTPRequestHandler, str], None]] | None = None) -> ThreadingHTTPServer:
+    """/metrics, /healthz, /readyz and `routes` (the dossier endpoint) on one port, in a daemon
+    thread; HTTPS with `tls_context`, /metrics and `routes` behind basic auth with `basic_auth`
+    (streams/sinks/metrics_server.py)."""
+    handler = type("WorkerHTTPHandler", (_Handler,), {"registry": registry, "health": health, "basic_auth": basic_auth,
+                                                       "routes": dict(routes or {})})
     server = ThreadingHTTPServer((host, port), handler)
     if tls_context is not None:
         server.socket = tls_context.wrap_socket(server.socket, server_side=True)

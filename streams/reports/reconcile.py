@@ -1,0 +1,376 @@
+"""`emc reconcile AGENCY PERIOD --file EXPORT`: an agency's own records against EMC's (đối soát,
+issue 15 item 4).
+
+The export (CSV with a header row, or JSON lines; README "Reconciliation") lists the agency's
+dossiers: `dossier_id`, `procedure`, `received_at`, `channel`, `resolved_at`, `outcome`, and
+optionally `classification` (full_online | partial_online | offline). The period's figures count
+dossiers *resolved* in it (contract section 3), so both sides are compared on those: an export
+row whose `resolved_at` falls in the period (Asia/Ho_Chi_Minh), and a dossier whose counts in the
+period include `resolved` on EMC's side. EMC's side comes from the dossier endpoint of the
+worker that owns the agency (streams/worker/dossier_api.py), never from a changelog.
+
+Three kinds of discrepancy, each with the events EMC holds and the rule that decided:
+`missing_in_emc` (the export counts it, EMC does not), `missing_in_export` (EMC counts it, the
+export does not), `different` (both count it, a field differs). The counts both ways close it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+import orjson
+
+from streams.domain.dossier import MODES, periods_at
+from streams.domain.events import CHANNELS, RFC3339_PATTERN
+from streams.domain.instants import us_of, us_to_rfc3339
+from streams.errors import ConfigError, ExternalServiceError
+from streams.reports.explain import event_line, rule_text
+
+EXPORT_FIELDS = ("dossier_id", "procedure", "received_at", "channel", "resolved_at", "outcome", "classification")
+OUTCOMES = ("completed", "rejected")
+KINDS = ("missing_in_emc", "missing_in_export", "different")
+COMPARED = ("procedure", "channel", "received_at", "resolved_at", "outcome", "classification")
+COUNT_NAMES = ("resolved", "completed", "rejected", "full_online", "partial_online", "offline", "unclassified")
+LOOKUP_CHUNK = 200  # dossier ids per by-id request (the endpoint takes up to 500)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    line: int
+    dossier_id: str
+    procedure: str | None
+    received_at_us: int | None
+    channel: str | None
+    resolved_at_us: int | None
+    outcome: str | None
+    classification: str | None
+
+    def resolved_in(self, period: str) -> bool:
+        return self.resolved_at_us is not None and period in periods_at(self.resolved_at_us)
+
+
+# -- reading the export ------------------------------------------------------------------------
+
+
+def _instant(text: str, where: str, name: str) -> int | None:
+    if not text:
+        return None
+    if not RFC3339_PATTERN.fullmatch(text):
+        raise ConfigError(f"{where}: {name} {text!r} is not an RFC 3339 time with its offset (2024-12-10T10:00:00+07:00)")
+    try:
+        return us_of(datetime.fromisoformat(text.replace("z", "Z").replace("t", "T")))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {name} {text!r}: {exc}") from None
+
+
+def _choice(text: str, allowed: Iterable[str], where: str, name: str) -> str | None:
+    if not text:
+        return None
+    if text not in allowed:
+        raise ConfigError(f"{where}: {name} {text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def export_row(fields: Mapping[str, object], where: str, line: int) -> ExportRow:
+    """One export record, checked; ConfigError naming the file and line when it is bad."""
+    values = {}
+    for name, value in fields.items():
+        if name == "procedure_code":
+            name = "procedure"
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+        values[name] = (value or "").strip()
+    if not values.get("dossier_id"):
+        raise ConfigError(f"{where}: dossier_id is missing")
+    row = ExportRow(
+        line=line,
+        dossier_id=values["dossier_id"],
+        procedure=values.get("procedure") or None,
+        received_at_us=_instant(values.get("received_at", ""), where, "received_at"),
+        channel=_choice(values.get("channel", ""), CHANNELS, where, "channel"),
+        resolved_at_us=_instant(values.get("resolved_at", ""), where, "resolved_at"),
+        outcome=_choice(values.get("outcome", ""), OUTCOMES, where, "outcome"),
+        classification=_choice(values.get("classification", ""), [m for m in MODES if m != "unclassified"], where,
+                               "classification"),
+    )
+    if (row.resolved_at_us is None) != (row.outcome is None):
+        raise ConfigError(f"{where}: resolved_at and outcome go together (both, or neither for an unresolved dossier)")
+    return row
+
+
+def read_export(path: Path) -> list[ExportRow]:
+    """The export's rows: JSON lines when its first character is `{`, else CSV with a header."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--file {path}: {exc}") from None
+    rows: list[ExportRow] = []
+    if text.lstrip().startswith("{"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{number}: not JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}:{number}: expected a JSON object")
+            rows.append(export_row(record, f"{path}:{number}", number))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = set(reader.fieldnames or ())
+        if "dossier_id" not in header:
+            raise ConfigError(f"{path}: the CSV header has no dossier_id column (columns: {', '.join(EXPORT_FIELDS)})")
+        for record in reader:
+            if None in record:
+                raise ConfigError(f"{path}:{reader.line_num}: more values than header columns")
+            rows.append(export_row(record, f"{path}:{reader.line_num}", reader.line_num))
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.dossier_id in seen:
+            raise ConfigError(f"{path}:{row.line}: dossier {row.dossier_id} already on line {seen[row.dossier_id]}")
+        seen[row.dossier_id] = row.line
+    return rows
+
+
+# -- reading EMC's side --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerClient:
+    """How to reach the workers' dossier endpoint: the URL of one worker (redirects to the
+    owner are followed), and the metrics port's basic auth."""
+
+    url: str
+    authorization: bytes | None = None
+    timeout_s: float = 60.0
+    tls_context: ssl.SSLContext | None = None
+
+    def lines(self, agency: str, period: str, dossier_ids: Iterable[str] = ()) -> Iterator[dict]:
+        query = urlencode([("agency", agency), ("period", period), *(("dossier", d) for d in dossier_ids)])
+        request = urllib.request.Request(f"{self.url.rstrip('/')}/v1/dossiers?{query}")
+        if self.authorization is not None:
+            request.add_header("Authorization", self.authorization.decode("latin-1"))
+        try:
+            response = urllib.request.urlopen(request, timeout=self.timeout_s, context=self.tls_context)
+        except urllib.error.HTTPError as exc:
+            raise ExternalServiceError(f"{self.url}: {exc.code} {exc.read().decode('utf-8', 'replace').strip()}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ExternalServiceError(f"worker {self.url} unreachable: {exc}") from None
+        with response:
+            ended = False
+            for raw in response:
+                record = orjson.loads(raw)
+                if record.get("end"):
+                    ended = True
+                    break
+                yield record
+            if not ended:
+                raise ExternalServiceError(f"{self.url}: the answer was cut before its end (a rebalance? try again)")
+
+
+def emc_records(client: WorkerClient, agency: str, period: str, export: list[ExportRow]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """EMC's dossiers of the period (id -> record) and, read by id, those the export counts in
+    the period that are not among them (held, but counted in another period or not resolved)."""
+    in_period = {r["dossier_id"]: r for r in client.lines(agency, period)}
+    wanted = [row.dossier_id for row in export if row.resolved_in(period) and row.dossier_id not in in_period]
+    elsewhere: dict[str, dict] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        elsewhere.update((r["dossier_id"], r) for r in client.lines(agency, period, wanted[start:start + LOOKUP_CHUNK]))
+    return in_period, elsewhere
+
+
+# -- comparing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    kind: str  # one of KINDS
+    dossier_id: str
+    note: str
+    fields: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # name -> (EMC, export), when different
+    emc: dict | None = None  # the endpoint's record, when EMC holds the dossier
+    export: ExportRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    agency: str
+    period: str
+    emc_counts: dict[str, int]
+    export_counts: dict[str, int | None]  # None: the export has no classification column
+    discrepancies: list[Discrepancy]
+    export_rows: int  # in the file
+    export_outside_period: int  # rows not resolved in the period (ignored)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.discrepancies
+
+
+def _time(us: int | None) -> str | None:
+    return None if us is None else us_to_rfc3339(us)
+
+
+def _same_second(emc: str | None, export_us: int | None) -> bool:
+    if emc is None or export_us is None:
+        return emc is None and export_us is None
+    return us_of(datetime.fromisoformat(emc)) // 1_000_000 == export_us // 1_000_000
+
+
+def _differences(record: Mapping, row: ExportRow) -> dict[str, tuple[str | None, str | None]]:
+    """The fields the export gives that differ from what EMC holds and decided."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    if row.procedure is not None and row.procedure != record["procedure"]:
+        found["procedure"] = (record["procedure"], row.procedure)
+    if row.channel is not None and row.channel != record["channel"]:
+        found["channel"] = (record["channel"], row.channel)
+    if row.received_at_us is not None and not _same_second(record["received_at"], row.received_at_us):
+        found["received_at"] = (record["received_at"], _time(row.received_at_us))
+    if not _same_second(record["resolved_at"], row.resolved_at_us):
+        found["resolved_at"] = (record["resolved_at"], _time(row.resolved_at_us))
+    if row.outcome != record["outcome"]:
+        found["outcome"] = (record["outcome"], row.outcome)
+    if row.classification is not None and row.classification != record["mode"]:
+        found["classification"] = (record["mode"], row.classification)
+    return found
+
+
+def _counts(modes_outcomes: Iterable[tuple[str | None, str | None]], classified: bool) -> dict[str, int | None]:
+    counts: dict[str, int | None] = {name: 0 for name in COUNT_NAMES}
+    for mode, outcome in modes_outcomes:
+        counts["resolved"] += 1  # type: ignore[operator]
+        counts[outcome or "completed"] += 1  # type: ignore[operator]
+        if classified and mode is not None:
+            counts[mode] += 1  # type: ignore[operator]
+    if not classified:
+        for mode in ("full_online", "partial_online", "offline", "unclassified"):
+            counts[mode] = None
+    return counts
+
+
+def reconcile(agency: str, period: str, export: list[ExportRow], in_period: Mapping[str, dict],
+              elsewhere: Mapping[str, dict]) -> Reconciliation:
+    """Pure: the comparison of the export with EMC's records (as `emc_records` reads them)."""
+    counted_by_emc = {d: r for d, r in in_period.items() if r["counts"].get("resolved")}
+    by_id = {row.dossier_id: row for row in export}
+    counted_by_export = {row.dossier_id: row for row in export if row.resolved_in(period)}
+    found: list[Discrepancy] = []
+    for dossier_id in sorted(counted_by_export.keys() - counted_by_emc.keys()):
+        held = in_period.get(dossier_id) or elsewhere.get(dossier_id)
+        if held is None:
+            note = "EMC has no event of this dossier"
+        elif held["voided"]:
+            note = "EMC holds it voided: it counts nowhere"
+        elif held["resolved_at"] is None:
+            note = "EMC holds it unresolved: no live result_returned or rejected event"
+        else:
+            note = f"EMC counts it resolved at {held['resolved_at']}, in another period"
+        found.append(Discrepancy("missing_in_emc", dossier_id, note, emc=held, export=counted_by_export[dossier_id]))
+    for dossier_id in sorted(counted_by_emc.keys() - counted_by_export.keys()):
+        row = by_id.get(dossier_id)
+        if row is None:
+            note = "not in the export"
+        elif row.resolved_at_us is None:
+            note = "the export has it unresolved"
+        else:
+            note = f"the export has it resolved at {_time(row.resolved_at_us)}, in another period"
+        found.append(Discrepancy("missing_in_export", dossier_id, note, emc=counted_by_emc[dossier_id], export=row))
+    for dossier_id in sorted(counted_by_emc.keys() & counted_by_export.keys()):
+        record, row = counted_by_emc[dossier_id], counted_by_export[dossier_id]
+        differences = _differences(record, row)
+        if differences:
+            note = ", ".join(f"{name}: EMC {emc or '-'}, export {theirs or '-'}" for name, (emc, theirs) in differences.items())
+            found.append(Discrepancy("different", dossier_id, note, differences, record, row))
+    classified = any(row.classification is not None for row in counted_by_export.values())
+    return Reconciliation(
+        agency=agency,
+        period=period,
+        emc_counts=_counts(((r["mode"], r["outcome"]) for r in counted_by_emc.values()), True),  # type: ignore[arg-type]
+        export_counts=_counts(((row.classification, row.outcome) for row in counted_by_export.values()), classified),
+        discrepancies=found,
+        export_rows=len(export),
+        export_outside_period=len(export) - len(counted_by_export),
+    )
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _export_json(row: ExportRow | None) -> dict | None:
+    if row is None:
+        return None
+    return {"line": row.line, "dossier_id": row.dossier_id, "procedure": row.procedure, "received_at": _time(row.received_at_us),
+            "channel": row.channel, "resolved_at": _time(row.resolved_at_us), "outcome": row.outcome,
+            "classification": row.classification}
+
+
+def reconciliation_json(r: Reconciliation) -> dict:
+    return {
+        "agency": r.agency,
+        "period": r.period,
+        "agrees": r.agrees,
+        "counts": {"emc": r.emc_counts, "export": r.export_counts},
+        "export_rows": r.export_rows,
+        "export_rows_outside_period": r.export_outside_period,
+        "discrepancies": {kind: sum(d.kind == kind for d in r.discrepancies) for kind in KINDS},
+        "dossiers": [
+            {"kind": d.kind, "dossier_id": d.dossier_id, "note": d.note,
+             "fields": {name: {"emc": emc, "export": theirs} for name, (emc, theirs) in d.fields.items()},
+             "rule": rule_text(d.emc) if d.emc is not None else None, "emc": d.emc, "export": _export_json(d.export)}
+            for d in r.discrepancies
+        ],
+    }
+
+
+def render_reconciliation_text(r: Reconciliation, name: str) -> str:
+    def figure(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    out = [
+        f"{name} ({r.agency}), period {r.period}: dossiers resolved in the period, EMC against the agency's export",
+        f"{'':<16}{'EMC':>10}{'export':>10}",
+        *(f"{count:<16}{figure(r.emc_counts[count]):>10}{figure(r.export_counts[count]):>10}" for count in COUNT_NAMES),
+        f"export rows: {r.export_rows}, of which {r.export_outside_period} not resolved in {r.period} (not compared)",
+    ]
+    if r.agrees:
+        out.append("agree: no discrepancy")
+        return "\n".join(out) + "\n"
+    out.append("discrepancies: " + ", ".join(f"{kind} {sum(d.kind == kind for d in r.discrepancies)}" for kind in KINDS))
+    for kind in KINDS:
+        found = [d for d in r.discrepancies if d.kind == kind]
+        if not found:
+            continue
+        out += ["", f"{kind}: {len(found)} dossier(s)"]
+        for d in found:
+            out.append(f"  dossier {d.dossier_id}: {d.note}")
+            if d.export is not None:
+                out.append(f"    export line {d.export.line}: procedure {d.export.procedure or '-'}, channel {d.export.channel or '-'}, "
+                           f"received {_time(d.export.received_at_us) or '-'}, resolved {_time(d.export.resolved_at_us) or '-'} "
+                           f"({d.export.outcome or 'unresolved'})"
+                           + (f", classification {d.export.classification}" if d.export.classification else ""))
+            if d.emc is not None:
+                out.append(f"    EMC: {rule_text(d.emc)}; outcome {d.emc['outcome'] or '-'}, resolved {d.emc['resolved_at'] or '-'}")
+                out += [event_line(e) for e in d.emc["events"]]
+    return "\n".join(out) + "\n"
+
+
+def render_reconciliation_csv(r: Reconciliation) -> str:
+    """One row per discrepancy and differing field (a `different` dossier: one per field)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["agency", "period", "kind", "dossier_id", "field", "emc", "export", "emc_rule", "note"])
+    for d in r.discrepancies:
+        rule = rule_text(d.emc) if d.emc is not None else ""
+        for name, (emc, theirs) in (d.fields or {"": (None, None)}).items():
+            writer.writerow([r.agency, r.period, d.kind, d.dossier_id, name, emc or "", theirs or "", rule, d.note])
+    return buffer.getvalue()
