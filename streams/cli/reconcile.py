@@ -57,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = args.worker or _owner_url(settings, agency.code)
         client = WorkerClient(url, metrics_basic_auth(settings), timeout_s=args.timeout)
-        in_period, elsewhere = emc_records(client, agency.code, period, export)
+        summaries, details = emc_records(client, agency.code, period, export)
     except ExternalServiceError as exc:
         print(f"emc: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    result = reconcile(agency.code, period, export, in_period, elsewhere)
+    result = reconcile(agency.code, period, export, summaries, details)
     if args.format == "json":
         sys.stdout.write(json.dumps({**reconciliation_json(result), "name": agency.name}, ensure_ascii=False, indent=2) + "\n")
     elif args.format == "csv":

@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from streams.domain.dossier import (
     COUNT_FIELDS,
     Classification,
@@ -37,6 +39,7 @@ from streams.errors import ExternalServiceError
 from streams.kafka.security import kafka_python_security
 from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
+from streams.worker.codec import event_from_wire
 from streams.worker.state import decode_dossier_row, row_key
 
 CATEGORIES = ("full_online", "partial_online", "offline", "unclassified", "rejected", "withdrawn", "voided")
@@ -142,6 +145,30 @@ def dossier_record(dossier_id: str, row: bytes, period: str, *, always: bool = F
         "voided": dossier.voided,
         "counts": counts,
         "events": [_event_json(e) for e in dossier.events],
+    }
+
+
+def dossier_summary(dossier_id: str, row: bytes, period: str) -> dict | None:
+    """What `emc reconcile` compares of a dossier, without its events (the dossier endpoint's
+    `view=summary`, about three times cheaper than `dossier_record`): None when none of its
+    applied events occurred in the period (then it counts nothing there). `resolved`: the
+    dossier counts as resolved in the period (the rule of `dossier_counts`); times in µs."""
+    applied = orjson.loads(row)
+    if not any(period in periods_at(wire[3]) for _, _, wire in applied):  # wire[3]: occurred_at_us (codec._FIELDS)
+        return None
+    live = live_events([event_from_wire(wire) for _, _, wire in applied])
+    c = classify(live)
+    return {
+        "dossier_id": dossier_id,
+        "procedure": c.received_event.procedure_code if c.received_event is not None else None,
+        "received_at_us": c.received_at_us,
+        "channel": c.channel,
+        "resolved_at_us": c.resolved_at_us,
+        "outcome": c.outcome,
+        "mode": c.mode,
+        "voided": c.voided,
+        "resolved": (not c.voided and c.outcome is not None and c.resolved_at_us is not None
+                     and period in periods_at(c.resolved_at_us)),
     }
 
 

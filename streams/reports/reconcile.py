@@ -155,8 +155,8 @@ class WorkerClient:
     timeout_s: float = 60.0
     tls_context: ssl.SSLContext | None = None
 
-    def lines(self, agency: str, period: str, dossier_ids: Iterable[str] = ()) -> Iterator[dict]:
-        query = urlencode([("agency", agency), ("period", period), *(("dossier", d) for d in dossier_ids)])
+    def lines(self, agency: str, period: str, dossier_ids: Iterable[str] = (), view: str = "full") -> Iterator[dict]:
+        query = urlencode([("agency", agency), ("period", period), ("view", view), *(("dossier", d) for d in dossier_ids)])
         request = urllib.request.Request(f"{self.url.rstrip('/')}/v1/dossiers?{query}")
         if self.authorization is not None:
             request.add_header("Authorization", self.authorization.decode("latin-1"))
@@ -179,14 +179,15 @@ class WorkerClient:
 
 
 def emc_records(client: WorkerClient, agency: str, period: str, export: list[ExportRow]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """EMC's dossiers of the period (id -> record) and, read by id, those the export counts in
-    the period that are not among them (held, but counted in another period or not resolved)."""
-    in_period = {r["dossier_id"]: r for r in client.lines(agency, period)}
-    wanted = [row.dossier_id for row in export if row.resolved_in(period) and row.dossier_id not in in_period]
-    elsewhere: dict[str, dict] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        elsewhere.update((r["dossier_id"], r) for r in client.lines(agency, period, wanted[start:start + LOOKUP_CHUNK]))
-    return in_period, elsewhere
+    """EMC's side: the summaries of the agency's dossiers with an event in the period (id ->
+    summary), then the full records (events, counts of the period) of the dossiers that
+    disagree, read by id, whatever period EMC counts them in."""
+    summaries = {r["dossier_id"]: r for r in client.lines(agency, period, view="summary")}
+    disagreeing = [d.dossier_id for d in reconcile(agency, period, export, summaries, {}).discrepancies]
+    details: dict[str, dict] = {}
+    for start in range(0, len(disagreeing), LOOKUP_CHUNK):
+        details.update((r["dossier_id"], r) for r in client.lines(agency, period, disagreeing[start:start + LOOKUP_CHUNK]))
+    return summaries, details
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ class Discrepancy:
     dossier_id: str
     note: str
     fields: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # name -> (EMC, export), when different
-    emc: dict | None = None  # the endpoint's record, when EMC holds the dossier
+    emc: dict | None = None  # the endpoint's full record, when EMC holds the dossier (and it was read)
     export: ExportRow | None = None
 
 
@@ -221,23 +222,24 @@ def _time(us: int | None) -> str | None:
     return None if us is None else us_to_rfc3339(us)
 
 
-def _same_second(emc: str | None, export_us: int | None) -> bool:
-    if emc is None or export_us is None:
-        return emc is None and export_us is None
-    return us_of(datetime.fromisoformat(emc)) // 1_000_000 == export_us // 1_000_000
+def _same_second(emc_us: int | None, export_us: int | None) -> bool:
+    if emc_us is None or export_us is None:
+        return emc_us is None and export_us is None
+    return emc_us // 1_000_000 == export_us // 1_000_000
 
 
-def _differences(record: Mapping, row: ExportRow) -> dict[str, tuple[str | None, str | None]]:
-    """The fields the export gives that differ from what EMC holds and decided."""
+def _differences(summary: Mapping, row: ExportRow) -> dict[str, tuple[str | None, str | None]]:
+    """The fields the export gives that differ from what EMC holds and decided (a summary)."""
+    record = summary
     found: dict[str, tuple[str | None, str | None]] = {}
     if row.procedure is not None and row.procedure != record["procedure"]:
         found["procedure"] = (record["procedure"], row.procedure)
     if row.channel is not None and row.channel != record["channel"]:
         found["channel"] = (record["channel"], row.channel)
-    if row.received_at_us is not None and not _same_second(record["received_at"], row.received_at_us):
-        found["received_at"] = (record["received_at"], _time(row.received_at_us))
-    if not _same_second(record["resolved_at"], row.resolved_at_us):
-        found["resolved_at"] = (record["resolved_at"], _time(row.resolved_at_us))
+    if row.received_at_us is not None and not _same_second(record["received_at_us"], row.received_at_us):
+        found["received_at"] = (_time(record["received_at_us"]), _time(row.received_at_us))
+    if not _same_second(record["resolved_at_us"], row.resolved_at_us):
+        found["resolved_at"] = (_time(record["resolved_at_us"]), _time(row.resolved_at_us))
     if row.outcome != record["outcome"]:
         found["outcome"] = (record["outcome"], row.outcome)
     if row.classification is not None and row.classification != record["mode"]:
@@ -258,15 +260,16 @@ def _counts(modes_outcomes: Iterable[tuple[str | None, str | None]], classified:
     return counts
 
 
-def reconcile(agency: str, period: str, export: list[ExportRow], in_period: Mapping[str, dict],
-              elsewhere: Mapping[str, dict]) -> Reconciliation:
-    """Pure: the comparison of the export with EMC's records (as `emc_records` reads them)."""
-    counted_by_emc = {d: r for d, r in in_period.items() if r["counts"].get("resolved")}
+def reconcile(agency: str, period: str, export: list[ExportRow], summaries: Mapping[str, dict],
+              details: Mapping[str, dict]) -> Reconciliation:
+    """Pure: the comparison of the export with EMC's summaries; `details`, the full records of
+    the dossiers that disagree, are what each discrepancy shows (as `emc_records` reads them)."""
+    counted_by_emc = {d: r for d, r in summaries.items() if r["resolved"]}
     by_id = {row.dossier_id: row for row in export}
     counted_by_export = {row.dossier_id: row for row in export if row.resolved_in(period)}
     found: list[Discrepancy] = []
     for dossier_id in sorted(counted_by_export.keys() - counted_by_emc.keys()):
-        held = in_period.get(dossier_id) or elsewhere.get(dossier_id)
+        held = details.get(dossier_id)
         if held is None:
             note = "EMC has no event of this dossier"
         elif held["voided"]:
@@ -284,13 +287,13 @@ def reconcile(agency: str, period: str, export: list[ExportRow], in_period: Mapp
             note = "the export has it unresolved"
         else:
             note = f"the export has it resolved at {_time(row.resolved_at_us)}, in another period"
-        found.append(Discrepancy("missing_in_export", dossier_id, note, emc=counted_by_emc[dossier_id], export=row))
+        found.append(Discrepancy("missing_in_export", dossier_id, note, emc=details.get(dossier_id), export=row))
     for dossier_id in sorted(counted_by_emc.keys() & counted_by_export.keys()):
         record, row = counted_by_emc[dossier_id], counted_by_export[dossier_id]
         differences = _differences(record, row)
         if differences:
             note = ", ".join(f"{name}: EMC {emc or '-'}, export {theirs or '-'}" for name, (emc, theirs) in differences.items())
-            found.append(Discrepancy("different", dossier_id, note, differences, record, row))
+            found.append(Discrepancy("different", dossier_id, note, differences, details.get(dossier_id), row))
     classified = any(row.classification is not None for row in counted_by_export.values())
     return Reconciliation(
         agency=agency,

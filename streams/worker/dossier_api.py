@@ -8,7 +8,10 @@ streams/reports/explain.py: procedure, receipt, channel, resolution, outcome, mo
 of the period and every applied event as `emc explain` shows it), then one last line
 `{"end": true, "dossiers": N, "read": M}`: a reader without it knows the answer was cut.
 With `&dossier=ID` (repeated, up to MAX_DOSSIER_IDS) it answers those dossiers, whatever period
-they count in (their `counts` are those of the period asked), read by key.
+they count in (their `counts` are those of the period asked), read by key. `&view=summary`
+answers, without events, what reconciliation compares (`dossier_summary`), for every dossier
+with an event in the period: what `emc reconcile` reads first, before the full records of the
+dossiers that disagree.
 
 Reading: an agency's rows are one key range of the `dossiers` table (`agency\\x1f...`, in the
 RocksDB of its state partition), read with a RocksDB iterator from the HTTP thread. RocksDB
@@ -41,7 +44,7 @@ from redis.retry import Retry
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError
-from streams.reports.explain import dossier_record
+from streams.reports.explain import dossier_record, dossier_summary
 from streams.settings import Settings
 from streams.sinks.keys import RedisKeys, as_text
 from streams.worker.ingest import state_partition_for
@@ -95,26 +98,42 @@ def rows_by_id(store: RowStore, agency: str, dossier_ids: list[str]) -> Iterator
             yield dossier_id, row
 
 
-def answer_lines(rows: Iterator[tuple[str, bytes]], period: str, *, by_id: bool = False) -> Iterator[bytes]:
+VIEWS = ("full", "summary")
+
+
+def answer_lines(rows: Iterator[tuple[str, bytes]], period: str, *, by_id: bool = False, view: str = "full") -> Iterator[bytes]:
     """The JSON lines of the answer: the period's dossiers (`by_id`: every dossier asked for
     that state holds, whatever its period), then the end line."""
     sent = read = 0
     for dossier_id, row in rows:
         read += 1
-        record = dossier_record(dossier_id, row, period, always=by_id)
+        if view == "summary":
+            record = dossier_summary(dossier_id, row, period)
+        else:
+            record = dossier_record(dossier_id, row, period, always=by_id)
         if record is not None:
             sent += 1
             yield orjson.dumps(record) + b"\n"
     yield orjson.dumps({"end": True, "dossiers": sent, "read": read}) + b"\n"
 
 
-def parse_query(query: str, registry: Registry) -> tuple[str, str, list[str]]:
-    """(agency code, period, dossier ids asked for) of the request's query; ConfigError with the
-    reason when bad."""
+@dataclass(frozen=True, slots=True)
+class DossierQuery:
+    agency: str
+    period: str
+    dossier_ids: list[str]  # empty: the agency's dossiers of the period
+    view: str  # full | summary
+
+
+def parse_query(query: str, registry: Registry) -> DossierQuery:
+    """The request's query, checked; ConfigError with the reason when bad."""
     params = parse_qs(query, keep_blank_values=True)
     agency = (params.get("agency") or [""])[0]
     period = (params.get("period") or [""])[0]
     dossier_ids = params.get("dossier", [])
+    view = (params.get("view") or ["full"])[0]
+    if view not in VIEWS:
+        raise ConfigError(f"view {view!r} is not one of {', '.join(VIEWS)}")
     if not agency or not period:
         raise ConfigError("agency and period are required: /v1/dossiers?agency=CODE&period=P[&dossier=ID...]")
     if len(dossier_ids) > MAX_DOSSIER_IDS:
@@ -125,7 +144,7 @@ def parse_query(query: str, registry: Registry) -> tuple[str, str, list[str]]:
         parse_period(period)
     except ValueError as exc:
         raise ConfigError(f"period: {exc}") from None
-    return agency, period, dossier_ids
+    return DossierQuery(agency, period, dossier_ids, view)
 
 
 @dataclass
@@ -140,11 +159,11 @@ class DossierEndpoint:
 
     def handle(self, request: BaseHTTPRequestHandler, query: str) -> None:
         try:
-            agency, period, dossier_ids = parse_query(query, self.registry)
+            q = parse_query(query, self.registry)
         except ConfigError as exc:
             _send_json(request, 400, {"error": str(exc)})
             return
-        partition = state_partition_for(agency, self.settings.partitions)
+        partition = state_partition_for(q.agency, self.settings.partitions)
         store = self.store_for(partition)
         if store is None:
             self._route(request, partition)
@@ -154,13 +173,13 @@ class DossierEndpoint:
         request.send_header("Connection", "close")  # HTTP/1.0, no length: the end of the body is the close
         request.end_headers()
         try:
-            rows = rows_by_id(store, agency, dossier_ids) if dossier_ids else agency_rows(store.iter(), agency)
-            for line in answer_lines(rows, period, by_id=bool(dossier_ids)):
+            rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store.iter(), q.agency)
+            for line in answer_lines(rows, q.period, by_id=bool(q.dossier_ids), view=q.view):
                 request.wfile.write(line)
         except (BrokenPipeError, ConnectionResetError):
             return  # the client went away
         except Exception as exc:  # noqa: BLE001 - the stream is cut without its end line; say why in the log
-            log.warning("dossier answer cut", extra={"event": "dossier_answer_cut", "agency": agency, "error": repr(exc)})
+            log.warning("dossier answer cut", extra={"event": "dossier_answer_cut", "agency": q.agency, "error": repr(exc)})
 
     def _route(self, request: BaseHTTPRequestHandler, partition: int) -> None:
         try:
