@@ -204,6 +204,33 @@ def _dashboard(uid: str, title: str, description: str, panels: list[dict[str, An
 
 # -- the dashboards -------------------------------------------------------------------------
 
+# The bulletin's three toàn trình rates (issue 14): indicator 1 (full-online procedures / all
+# procedures in force), 2 (full-online procedures used online / procedures used) and 3 (the
+# headline: fully-online dossiers / resolved dossiers), as the `indicator` label of a table.
+THREE_RATES: tuple[tuple[str, str], ...] = (
+    ("full_online_procedures", "1. procedures"),
+    ("full_online_procedures_used", "2. procedures used"),
+    ("full_online", "3. dossiers"),
+)
+_THREE_RATES_DESCRIPTION = (
+    "The bulletin's three toàn trình rates: 1. full-online procedures / all procedures in force (the procedure "
+    "catalogue as at the period's last day); 2. full-online procedures that received online dossiers / procedures "
+    "that received any dossier; 3. fully-online dossiers / resolved dossiers (the headline). 1 and 2 need the "
+    "procedure catalogue (emc catalogue import).")
+
+
+def _three_rates(series: str, headline: str, by: str) -> str:
+    """The three rates of `series` (emc_indicator_ratio or emc_block_indicator_ratio) and
+    `headline` (the recorded full-online rate) as one vector, told apart by the label
+    `indicator`, whose values are THREE_RATES' titles (they head the table's columns)."""
+    parts = []
+    for name, title in THREE_RATES:
+        source = (f'max by ({by}) ({series}{{indicator="{name}", $selector}})' if name != "full_online"
+                  else f"max by ({by}) ({headline}{{$selector}})")
+        parts.append(f'label_replace({source}, "indicator", "{title}", "", "")')
+    return " or ".join(parts)
+
+
 def national_dashboard() -> dict[str, Any]:
     window = 'window="$window"'
     gauges = [
@@ -241,6 +268,25 @@ def national_dashboard() -> dict[str, Any]:
                 value_name="rate", unit="percentunit", sort_desc=False,
                 description="Agencies that resolved dossiers in the period and handled under 10 % of them fully "
                             "online"), 24, 8),
+        (_row("Ba tỷ lệ toàn trình: the three full-online rates"), 0, 0),
+        (_table("Three full-online rates by block ($window)",
+                _three_rates("emc_block_indicator_ratio", "emc:block_full_online_ratio:ratio", "block")
+                .replace("$selector", window),
+                value_name="rate", unit="percentunit", link_agency=False, matrix=("block", "indicator"),
+                description="A row per block (national, ministry, province), as the bulletin gives them. "
+                            + _THREE_RATES_DESCRIPTION), 10, 7),
+        (_timeseries("Three full-online rates, national ($window)",
+                     [_target(f'max(emc_block_indicator_ratio{{block="national", indicator="{name}", {window}}})', title)
+                      if name != "full_online" else
+                      _target(f'emc:block_full_online_ratio:ratio{{block="national", {window}}}', title)
+                      for name, title in THREE_RATES],
+                     ratio=True, description=_THREE_RATES_DESCRIPTION), 14, 7),
+        (_table("Three full-online rates by agency ($window)",
+                _with_name(_three_rates("emc_indicator_ratio", "emc:agency_full_online_ratio:max", "agency")
+                           .replace("$selector", window)),
+                value_name="rate", unit="percentunit", link_agency=False, matrix=("name", "indicator"),
+                description="A row per agency that has any of the three in the period. "
+                            + _THREE_RATES_DESCRIPTION), 24, 10),
         (_row("Other indicators"), 0, 0),
         (_table("Indicators by block ($window)",
                 f"max by (block, indicator) (emc_block_indicator_ratio{{{window}}})",
@@ -316,6 +362,10 @@ def agency_dashboard() -> dict[str, Any]:
                 _target(f"count(emc:agency_full_online_ratio:max{{{window}}} and on (block, window) {rate})", "of")],
                description="1 = the highest rate in the agency's block; agencies that resolved nothing are not "
                            "ranked"), 4, 7),
+        (_stat("Three full-online rates ($window)",
+               [_target(f'max(emc_indicator_ratio{{{agency}, indicator="{name}", {window}}})', title)
+                if name != "full_online" else _target(rate, title) for name, title in THREE_RATES],
+               defaults={"unit": "percentunit", "decimals": 1}, description=_THREE_RATES_DESCRIPTION), 24, 5),
         (_table("Resolved dossiers by mode and period", f"emc:agency_dossiers:max{{{agency}}}",
                 value_name="dossiers", link_agency=False), 10, 7),
         (_timeseries("Full-online rate by period",

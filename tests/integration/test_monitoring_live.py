@@ -13,6 +13,8 @@ What is not the production configuration, and why (everything else is deploy/ as
 - alertmanager.yml: receivers' webhook URLs point at this test's webhook, group_wait is 1 s.
 - One agency is declared in maintenance with `emc agency maintenance` on this test's control
   topic, as an operator would, so that the maintenance panel and inhibition have a subject.
+- The cast's two procedures are imported with `emc catalogue import` on this test's catalogue
+  topic, so that indicators 1 and 2 (the three toàn trình rates' panels) have values.
 - The agency dashboard's "previous 7 days" baseline needs a week of history that a fresh
   Prometheus cannot have: the test writes that history (the recorded per-agency daily rate)
   into Prometheus' storage with `promtool tsdb create-blocks-from openmetrics` before start.
@@ -208,8 +210,9 @@ def cast_messages(now: datetime) -> list[tuple[bytes | None, bytes]]:
             dossier = f"D-{n}"
             channel = "in_person" if mode == "offline" else "online"
             delivery = "online" if mode == "full_online" else "in_person"
+            portal = {} if channel != "online" else {"portal": "national" if n % 2 else "agency"}
             events.append(wire_event(agency, f"{dossier}-r", dossier, "received", at, channel=channel,
-                                 procedure_code="1.001"))
+                                 procedure_code="1.001", **portal))
             events.append(wire_event(agency, f"{dossier}-x", dossier, "result_returned", at, delivery=delivery))
         # One dossier still open: received, not resolved.
         events.append(wire_event(agency, "open-r", "OPEN", "received", at, channel="online", procedure_code="1.002"))
@@ -297,6 +300,7 @@ def stack(broker: RunningProcess, redis_process: RunningProcess,
         "data_dir": str(workdir / "worker"),
         "input_topic": f"emc.dossier-events.{run}", "dead_letter_topic": f"emc.dossier-events.dlq.{run}",
         "batch_topic": f"emc.dossier-batches.{run}", "control_topic": f"emc.agency-control.{run}",
+        "catalogue_topic": f"emc.procedure-catalogue.{run}",
         "app_id": f"emc-{run}", "redis_prefix": f"emc:{run}:",
         "partitions": 2, "snapshot_interval_s": 0.5, "log_level": "info",
     }, environ={})
@@ -325,6 +329,13 @@ def stack(broker: RunningProcess, redis_process: RunningProcess,
             _binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"], workdir, prometheus_port))
 
+        # The cast's procedures, as an agency exports them: 1.001 full online, 1.002 partial.
+        catalogue = workdir / "tthc.csv"
+        catalogue.write_text("code,name,agency,level,valid_from\n" + "".join(
+            f"1.001,Cấp phiếu lý lịch tư pháp,{agency},full_online,2024-01-01\n"
+            f"1.002,Cấp giấy phép xây dựng,{agency},partial_online,2024-01-01\n" for agency in CAST), encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "streams.cli", "catalogue", "import", str(catalogue)],
+                       env=worker_environment(settings), check=True, capture_output=True, timeout=60)
         worker.start()
         # As an operator declares it: through the control topic.
         subprocess.run([sys.executable, "-m", "streams.cli", "agency", "maintenance", MAINT,
@@ -494,6 +505,15 @@ def test_every_dashboard_panel_query_returns_data(stack: Stack) -> None:
     assert {r["metric"]["agency"] for r in stack.query(panels["Silent agencies: time since last event or heartbeat"])} \
         == {SILENT}
     assert {r["metric"]["agency"] for r in stack.query(panels["Agencies under 10 % (month)"])} == {LOW, SMALL, MAINT}
+    # The three toàn trình rates of the provinces (LOW, HIGH, MAINT): each has 1.001 (full
+    # online, received online) and 1.002 (partial) in force and with dossiers; 35 of 120
+    # resolved dossiers fully online.
+    provinces = {r["metric"]["indicator"]: float(r["value"][1])
+                 for r in stack.query(panels["Three full-online rates by block (month)"]) if r["metric"]["block"] == "province"}
+    assert provinces == {"1. procedures": 0.5, "2. procedures used": 0.5, "3. dossiers": pytest.approx(35 / 120)}
+    by_agency = stack.query(panels["Three full-online rates by agency (month)"])
+    assert sorted((r["metric"]["agency"], r["metric"]["indicator"]) for r in by_agency) == sorted(
+        (agency, title) for agency in CAST for title in ("1. procedures", "2. procedures used", "3. dossiers"))
 
 
 def test_national_dashboard_renders_as_png(stack: Stack, tmp_path: Path) -> None:

@@ -179,9 +179,10 @@ def _worker_series() -> list[dict[str, str]]:
             if ratio is not None:
                 series.append(_series("emc_full_online_ratio", {"agency": code, "block": block, "window": window,
                                                                 **target}, _constant(ratio)))
-                series.append(_series("emc_indicator_ratio", {"agency": code, "block": block,
-                                                              "indicator": "online_received_rate", "window": window,
-                                                              **target}, _constant(ratio)))
+                for indicator in ("online_received", "full_online_procedures", "full_online_procedures_used"):
+                    series.append(_series("emc_indicator_ratio", {"agency": code, "block": block,
+                                                                  "indicator": indicator, "window": window,
+                                                                  **target}, _constant(ratio)))
         series.append(_series("emc_agency_info", {"agency": code, "block": block, "name": name, **target},
                               _constant(1)))
         series.append(_series("emc_agency_maintenance", {"agency": code, **target}, _constant(maintenance)))
@@ -198,8 +199,9 @@ def _worker_series() -> list[dict[str, str]]:
     for scope, value in (("national", 0.8), ("ministry", 0.85), ("province", 0.7)):
         for window in ("day", "month", "quarter", "year"):
             series.append(_series("emc_target_ratio", {"scope": scope, "window": window, **leader}, _constant(value)))
-            series.append(_series("emc_block_indicator_ratio", {"block": scope, "indicator": "on_time_rate",
-                                                                "window": window, **leader}, _constant(value)))
+            for indicator in ("on_time", "full_online_procedures", "full_online_procedures_used"):
+                series.append(_series("emc_block_indicator_ratio", {"block": scope, "indicator": indicator,
+                                                                    "window": window, **leader}, _constant(value)))
     for worker in (1, 2):
         target = {"instance": f"emc-worker-{worker}:9108", "job": "emc-worker"}
         series.append(_series("up", target, _constant(1)))
