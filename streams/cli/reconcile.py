@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
         WorkerClient,
         emc_records,
         read_export,
-        reconcile,
         reconciliation_json,
         render_reconciliation_csv,
         render_reconciliation_text,
@@ -57,11 +56,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = args.worker or _owner_url(settings, agency.code)
         client = WorkerClient(url, metrics_basic_auth(settings), timeout_s=args.timeout)
-        summaries, details = emc_records(client, agency.code, period, export)
+        result = emc_records(client, agency.code, period, export)
     except ExternalServiceError as exc:
         print(f"emc: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    result = reconcile(agency.code, period, export, summaries, details)
     if args.format == "json":
         sys.stdout.write(json.dumps({**reconciliation_json(result), "name": agency.name}, ensure_ascii=False, indent=2) + "\n")
     elif args.format == "csv":

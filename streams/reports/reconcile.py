@@ -22,7 +22,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -178,16 +178,17 @@ class WorkerClient:
                 raise ExternalServiceError(f"{self.url}: the answer was cut before its end (a rebalance? try again)")
 
 
-def emc_records(client: WorkerClient, agency: str, period: str, export: list[ExportRow]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """EMC's side: the summaries of the agency's dossiers with an event in the period (id ->
-    summary), then the full records (events, counts of the period) of the dossiers that
-    disagree, read by id, whatever period EMC counts them in."""
+def emc_records(client: WorkerClient, agency: str, period: str, export: list[ExportRow]) -> Reconciliation:
+    """Read EMC's side and compare: the summaries of the agency's dossiers with an event in the
+    period, then the full records (events, counts of the period) of the dossiers that disagree,
+    read by id whatever period EMC counts them in, attached to their discrepancies."""
     summaries = {r["dossier_id"]: r for r in client.lines(agency, period, view="summary")}
-    disagreeing = [d.dossier_id for d in reconcile(agency, period, export, summaries, {}).discrepancies]
+    result = reconcile(agency, period, export, summaries)
+    disagreeing = [d.dossier_id for d in result.discrepancies]
     details: dict[str, dict] = {}
     for start in range(0, len(disagreeing), LOOKUP_CHUNK):
         details.update((r["dossier_id"], r) for r in client.lines(agency, period, disagreeing[start:start + LOOKUP_CHUNK]))
-    return summaries, details
+    return with_details(result, details)
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -260,25 +261,34 @@ def _counts(modes_outcomes: Iterable[tuple[str | None, str | None]], classified:
     return counts
 
 
-def reconcile(agency: str, period: str, export: list[ExportRow], summaries: Mapping[str, dict],
-              details: Mapping[str, dict]) -> Reconciliation:
-    """Pure: the comparison of the export with EMC's summaries; `details`, the full records of
-    the dossiers that disagree, are what each discrepancy shows (as `emc_records` reads them)."""
+def _missing_note(held: Mapping | None) -> str:
+    """Why EMC does not count a dossier the export counts, from its full record (None: not held)."""
+    if held is None:
+        return "EMC has no event of this dossier"
+    if held["voided"]:
+        return "EMC holds it voided: it counts nowhere"
+    if held["resolved_at"] is None:
+        return "EMC holds it unresolved: no live result_returned or rejected event"
+    return f"EMC counts it resolved at {held['resolved_at']}, in another period"
+
+
+def with_details(result: Reconciliation, details: Mapping[str, dict]) -> Reconciliation:
+    """The discrepancies with the full records EMC holds of their dossiers (`details`, by id)."""
+    return replace(result, discrepancies=[
+        replace(d, emc=details.get(d.dossier_id),
+                note=_missing_note(details.get(d.dossier_id)) if d.kind == "missing_in_emc" else d.note)
+        for d in result.discrepancies])
+
+
+def reconcile(agency: str, period: str, export: list[ExportRow], summaries: Mapping[str, dict]) -> Reconciliation:
+    """Pure: the comparison of the export with EMC's summaries (the endpoint's `view=summary`);
+    `with_details` then attaches what each discrepancy shows."""
     counted_by_emc = {d: r for d, r in summaries.items() if r["resolved"]}
     by_id = {row.dossier_id: row for row in export}
     counted_by_export = {row.dossier_id: row for row in export if row.resolved_in(period)}
     found: list[Discrepancy] = []
     for dossier_id in sorted(counted_by_export.keys() - counted_by_emc.keys()):
-        held = details.get(dossier_id)
-        if held is None:
-            note = "EMC has no event of this dossier"
-        elif held["voided"]:
-            note = "EMC holds it voided: it counts nowhere"
-        elif held["resolved_at"] is None:
-            note = "EMC holds it unresolved: no live result_returned or rejected event"
-        else:
-            note = f"EMC counts it resolved at {held['resolved_at']}, in another period"
-        found.append(Discrepancy("missing_in_emc", dossier_id, note, emc=held, export=counted_by_export[dossier_id]))
+        found.append(Discrepancy("missing_in_emc", dossier_id, _missing_note(None), export=counted_by_export[dossier_id]))
     for dossier_id in sorted(counted_by_emc.keys() - counted_by_export.keys()):
         row = by_id.get(dossier_id)
         if row is None:
@@ -287,13 +297,13 @@ def reconcile(agency: str, period: str, export: list[ExportRow], summaries: Mapp
             note = "the export has it unresolved"
         else:
             note = f"the export has it resolved at {_time(row.resolved_at_us)}, in another period"
-        found.append(Discrepancy("missing_in_export", dossier_id, note, emc=details.get(dossier_id), export=row))
+        found.append(Discrepancy("missing_in_export", dossier_id, note, export=row))
     for dossier_id in sorted(counted_by_emc.keys() & counted_by_export.keys()):
         record, row = counted_by_emc[dossier_id], counted_by_export[dossier_id]
         differences = _differences(record, row)
         if differences:
             note = ", ".join(f"{name}: EMC {emc or '-'}, export {theirs or '-'}" for name, (emc, theirs) in differences.items())
-            found.append(Discrepancy("different", dossier_id, note, differences, details.get(dossier_id), row))
+            found.append(Discrepancy("different", dossier_id, note, differences, export=row))
     classified = any(row.classification is not None for row in counted_by_export.values())
     return Reconciliation(
         agency=agency,

@@ -23,6 +23,7 @@ from streams.reports.reconcile import (
     reconciliation_json,
     render_reconciliation_csv,
     render_reconciliation_text,
+    with_details,
 )
 from streams.settings import load_settings
 from streams.worker.dossier_api import agency_rows, answer_lines, parse_query, rows_by_id
@@ -102,10 +103,10 @@ def test_reconcile_finds_each_kind_and_counts_both_ways(tmp_path: Path) -> None:
     summaries = {d: s for d, row in rows.items() if (s := dossier_summary(d, row, "2024-12")) is not None}
     assert set(summaries) == set(rows)  # "elsewhere" was received in December: listed, not resolved there
     assert not summaries["elsewhere"]["resolved"]
-    draft = reconcile("T01", "2024-12", export, summaries, {})
+    draft = reconcile("T01", "2024-12", export, summaries)
     details = {d.dossier_id: dossier_record(d.dossier_id, rows[d.dossier_id], "2024-12", always=True)
                for d in draft.discrepancies if d.dossier_id in rows}
-    result = reconcile("T01", "2024-12", export, summaries, details)
+    result = with_details(draft, details)
     found = {(d.kind, d.dossier_id): d for d in result.discrepancies}
     assert set(found) == {("missing_in_emc", "elsewhere"), ("missing_in_emc", "never"), ("missing_in_export", "only-emc"),
                           ("different", "channel"), ("different", "outcome")}
@@ -133,7 +134,7 @@ def test_reconcile_finds_each_kind_and_counts_both_ways(tmp_path: Path) -> None:
 def test_an_export_that_agrees_agrees(tmp_path: Path) -> None:
     export = read_export(_write(tmp_path, HEADER + "a,1.001,2024-12-10T10:00:00+07:00,online,2024-12-11T16:00:00+07:00,completed,full_online\n"))
     summaries = {"a": dossier_summary("a", _dossier("a"), "2024-12")}
-    result = reconcile("T01", "2024-12", export, summaries, {})
+    result = reconcile("T01", "2024-12", export, summaries)
     assert result.agrees and "agree: no discrepancy" in render_reconciliation_text(result, "Hà Nội")
 
 
