@@ -158,18 +158,29 @@ def send_document(settings: Settings, doc: Mapping[str, Any], timeout_s: float =
 # -- Redis -------------------------------------------------------------------------------------
 
 
+# `published_version` on the hashes that exist, in one script: Redis runs it whole, so a hash a
+# worker deletes (its counts fell to zero) between the document's read and this write is not
+# recreated holding nothing but `published_version` (a plain HSET would recreate it).
+_MARK_PUBLISHED = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HSET', KEYS[i], 'published_version', ARGV[1]) end
+end
+return 0
+"""
+
+
 async def store_in_redis(client: aioredis.Redis, keys: RedisKeys, doc: Mapping[str, Any], *,
                          mark_hashes: bool) -> None:
-    """The document, its index entry, and (`mark_hashes`) `published_version` on the period's hashes."""
+    """The document, its index entry, and (`mark_hashes`) `published_version` on the period's
+    hashes that still exist."""
     period, version = doc["period"], int(doc["version"])
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.bulletin(period, version), orjson.dumps(doc))
         pipe.hset(keys.bulletins, bulletin_key(period, version), orjson.dumps(BulletinSummary.of(doc).to_json()))
         if mark_hashes:
-            for code in doc["agencies"]:
-                pipe.hset(keys.agency(code, period), "published_version", version)
-            for scope in doc["blocks"]:
-                pipe.hset(keys.block(scope, period), "published_version", version)
+            hashes = [keys.agency(code, period) for code in doc["agencies"]] + [keys.block(scope, period) for scope in doc["blocks"]]
+            if hashes:
+                pipe.eval(_MARK_PUBLISHED, len(hashes), *hashes, version)
         await pipe.execute()
 
 
