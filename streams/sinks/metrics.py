@@ -212,6 +212,7 @@ class WorkerMetrics:
     collector: EmcCollector
     bulletins: BulletinCollector
     unauthenticated: Counter  # events whose signature failed, by claimed agency and reason
+    refilled: Counter  # batch messages the state stage read past its consumer, by why
 
 
 def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
@@ -223,8 +224,13 @@ def create_metrics(registry: CollectorRegistry) -> WorkerMetrics:
         "enforce), by the agency they name ('unknown' outside the registry) and reason",
         labelnames=["agency", "reason"], registry=registry,
     )
+    refilled = Counter(
+        "emc_state_refilled_messages", "Batch messages the state stage read from the batch topic itself, because "
+        "its consumer skipped them (reason gap) or stopped delivering their partition (reason stall)",
+        labelnames=["reason"], registry=registry,
+    )
     collector = EmcCollector()
     registry.register(collector)
     bulletins = BulletinCollector()
     registry.register(bulletins)
-    return WorkerMetrics(registry, events, collector, bulletins, unauthenticated)
+    return WorkerMetrics(registry, events, collector, bulletins, unauthenticated, refilled)

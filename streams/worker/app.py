@@ -59,11 +59,11 @@ from streams.sinks.redis_snapshots import SnapshotPublisher, connect
 from streams.worker import faust_transport
 from streams.worker.authentication import EventAuthenticator
 from streams.worker.changelog import ChangelogWriter, RowWriter
-from streams.worker.codec import decode_batch
 from streams.worker.dossier_api import ROUTE as DOSSIER_ROUTE
 from streams.worker.dossier_api import DossierEndpoint, OwnerAdvertiser, RowStore
 from streams.worker.health import (
     EXIT_STALLED,
+    EXIT_TASK_ENDED,
     Health,
     PartitionKey,
     Progress,
@@ -75,6 +75,7 @@ from streams.worker.health import (
 from streams.worker.ingest import DeadLetter, IngestStage, state_partition_for
 from streams.worker.outage_log import OutageLogFilter
 from streams.worker.progress import HighwaterProbe
+from streams.worker.sequence import Applied, BatchReader, SequencedStateStage
 from streams.worker.state import (
     BatchOutcome,
     StateApplier,
@@ -111,6 +112,7 @@ class Worker:
     applied_offsets: dict[int, int] = field(default_factory=dict)
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
     state_lag: dict[int, int] = field(default_factory=dict)  # batch partition -> lag
+    state_stage: SequencedStateStage | None = None
     _agency_partition: dict[str, int] = field(default_factory=dict)
     dossier_endpoint: DossierEndpoint | None = None  # GET /v1/dossiers, served by the metrics HTTP server
     owner_advertiser: OwnerAdvertiser | None = None  # the `workers` hash entries of the partitions it serves
@@ -192,7 +194,10 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
-        stream_wait_empty=False,
+        # A rebalance waits until the message being applied is done (Faust's default): rows
+        # of a revoked partition written after its next owner read the changelog would
+        # overwrite newer rows there (see also SequencedStateStage.handle).
+        stream_wait_empty=True,
         autodiscover=False,
         processing_guarantee="at_least_once",
         broker_credentials=faust_credentials(settings),
@@ -250,13 +255,22 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     def task(name: str, body: Callable[[], Awaitable[None]]) -> None:
         app.task(supervised(name, body, health, worker.is_stopping))
 
+    def on_applied(applied: Applied) -> None:
+        _record(worker, applied.outcome)
+        worker.applied_offsets[applied.partition] = applied.offset + 1
+        if applied.refilled is not None:
+            worker.metrics.refilled.labels(reason=applied.refilled).inc()
+
+    def holds(partition: int) -> bool:
+        return partition in faust_transport.active_partitions(app, settings.batch_topic) and not worker.is_stopping()
+
+    reader = BatchReader(settings.bootstrap_servers, settings.batch_topic, aiokafka_security(settings))
+    stage = worker.state_stage = SequencedStateStage(applier, changelog, stores.agencies, reader, on_applied, holds)
+
     async def apply_batches(stream: faust.StreamT) -> None:
         async for payload in stream:
-            outcome = applier.apply_batch(decode_batch(payload))
-            await changelog.flush()  # the message's rows are in the changelog before it is acked
-            _record(worker, outcome)
             message = stream.current_event.message  # type: ignore[union-attr]
-            worker.applied_offsets[message.partition] = message.offset + 1
+            await stage.handle(message.partition, message.offset, payload)
 
     @app.agent(batch_topic, name="apply-batches")
     async def run_apply_batches(stream: faust.StreamT) -> None:
@@ -336,6 +350,9 @@ async def _watch_progress(worker: Worker) -> None:
     watch = ProgressWatch(settings.stall_after_s)
     probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress", aiokafka_security(settings))
     seen = _Seen()
+    reported: set[PartitionKey] = set()
+    catch_up_watch = ProgressWatch(CATCH_UP_AFTER_S)
+    catching_up: dict[int, asyncio.Task] = {}
     try:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
@@ -356,6 +373,10 @@ async def _watch_progress(worker: Worker) -> None:
             watch.observe(now, {(topic, partition): p for (_, topic, partition), p in progress.items()})
             stalled = watch.stalled(now)
             worker.health.update(stalled=stalled)
+            _report_new_stalls(worker, stalled, reported)
+            catch_up_watch.observe(now, {(topic, partition): p for (stage, topic, partition), p in progress.items()
+                                         if stage == "state"})
+            _start_catch_ups(worker, catch_up_watch.stalled(now), seen, catching_up)
             worst = max(stalled.values(), default=0.0)
             if settings.stall_exit_s and worst >= settings.stall_exit_s:
                 (topic, partition), _ = max(stalled.items(), key=lambda item: item[1])
@@ -363,7 +384,87 @@ async def _watch_progress(worker: Worker) -> None:
                          event="stalled", topic=topic, partition=partition, stalled_s=round(worst, 1),
                          lag=next(p.lag for (_, t, q), p in progress.items() if (t, q) == (topic, partition)))
     finally:
+        for running in catching_up.values():
+            running.cancel()
         await asyncio.shield(probe.stop())
+
+
+# A batch partition with lag whose position has not moved for this long, while the worker
+# holds it and is not rebalancing, is applied from the topic past Faust's consumer
+# (streams.worker.sequence). Well above the time a loaded worker takes for one batch message.
+CATCH_UP_AFTER_S = 15.0
+
+
+def _start_catch_ups(worker: Worker, stalled: dict[PartitionKey, float], seen: _Seen,
+                     catching_up: dict[int, asyncio.Task]) -> None:
+    """Start catching up each stalled batch partition (one task per partition at a time); a
+    catch-up that failed ends the worker, as the agent would (crash-only)."""
+    stage, topic = worker.state_stage, worker.settings.batch_topic
+    if stage is None:
+        return
+    for (stalled_topic, partition) in stalled:
+        end = seen.highwaters.get((stalled_topic, partition))
+        running = catching_up.get(partition)
+        if stalled_topic != topic or end is None or (running is not None and not running.done()):
+            continue
+        served = faust_transport.served_partitions(worker.app, topic)
+        if served is None or partition not in served:
+            continue
+        log.info("Faust's consumer delivers nothing of a batch partition with lag", extra={
+            "event": "consumer_not_delivering", "partition": partition, "end": end,
+            "faust": _consumer_diagnostics(worker, partition)})
+        task = asyncio.ensure_future(stage.catch_up(partition, end))
+        task.add_done_callback(lambda done, p=partition: _catch_up_done(worker, p, done))
+        catching_up[partition] = task
+
+
+def _catch_up_done(worker: Worker, partition: int, task: asyncio.Future) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not worker.is_stopping():
+        exit_now(EXIT_TASK_ENDED, "catching up a stalled batch partition failed, exiting for a restart",
+                 event="task_ended", task="state catch-up", partition=partition, error=repr(error))
+
+
+def _report_new_stalls(worker: Worker, stalled: dict[PartitionKey, float], reported: set[PartitionKey]) -> None:
+    """One warning per stalled partition and episode, with what Faust's consumer holds for it
+    and where the tasks that feed and drain it are waiting: what an operator (or a developer)
+    needs to tell a paused partition, a stopped flow or a blocked agent apart."""
+    reported.intersection_update(stalled)
+    for topic, partition in sorted(set(stalled) - reported):
+        reported.add((topic, partition))
+        details: dict[str, object] = {"event": "stall_detected", "topic": topic, "partition": partition,
+                                      "stalled_s": round(stalled[(topic, partition)], 1),
+                                      "applied_offset": worker.applied_offsets.get(partition)}
+        if topic == worker.settings.batch_topic:
+            details["faust"] = _consumer_diagnostics(worker, partition)
+            details["tasks"] = _waiting_tasks(("apply_batches", "_drain_messages", "_commit", "on_partitions", "_fetch"))
+        log.warning("a consumed partition with lag has not advanced", extra=details)
+
+
+def _consumer_diagnostics(worker: Worker, partition: int) -> dict[str, object] | str:
+    try:
+        return faust_transport.consumer_diagnostics(worker.app, worker.settings.batch_topic, partition)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must never take the worker down
+        return repr(exc)
+
+
+def _waiting_tasks(names: tuple[str, ...]) -> list[str]:
+    """Where each running task whose coroutine chain mentions one of `names` is waiting."""
+    found = []
+    for task in asyncio.all_tasks():
+        chain, coro = [], task.get_coro()
+        while coro is not None and len(chain) < 30:
+            code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if code is not None:
+                chain.append(f"{code.co_name}:{frame.f_lineno if frame is not None else '?'}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        text = " > ".join(chain)
+        if any(name in text for name in names):
+            found.append(text)
+    return found
 
 
 @dataclass
@@ -398,7 +499,8 @@ async def _measure(worker: Worker, probe: HighwaterProbe, seen: _Seen) -> dict[t
         highwater = seen.highwaters.get((settings.batch_topic, partition))
         if highwater is None:
             continue
-        done = max(worker.applied_offsets.get(partition, 0), committed.get(partition, 0))
+        position = worker.state_stage.position(partition) if worker.state_stage is not None else None
+        done = position if position is not None else max(worker.applied_offsets.get(partition, 0), committed.get(partition, 0))
         progress[("state", settings.batch_topic, partition)] = Progress(done=done, lag=max(0, highwater - done))
     return progress
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from faust.streams import current_event
 from rocksdict import WriteBatch
 
 from streams.errors import InvariantError
@@ -40,6 +39,9 @@ class ChangelogWriter:
 
     app: faust.App
     pending: dict[tuple[faust.Table, int], dict[bytes, bytes]] = field(default_factory=dict)
+    # The batch partition of the message being applied: its rows go to this changelog
+    # partition (as Faust's own table writes go to the partition of the current message).
+    partition: int | None = None
 
     def add(self, table: faust.Table, partition: int, key: bytes, value: bytes) -> None:
         # A row written twice in one message goes out once, with its last (whole) value.
@@ -80,6 +82,10 @@ class ChangelogWriter:
                     batch.append(key=key, value=value, timestamp=None)  # a batch takes its first record whatever its size
                 count += 1
             sent.append((table, await producer.send_batch(batch, topic, partition=partition), count))
+        for _, future, _ in sent:
+            # After one failed send the others are resent anyway: take every outcome, so that
+            # asyncio does not log each as "exception never retrieved" (seen in broker restarts).
+            future.add_done_callback(_take_outcome)
         for table, future, count in sent:
             metadata = await future
             # Batches of one partition are acked in order, so the last set is the highest.
@@ -102,6 +108,11 @@ class ChangelogWriter:
         return faust_producer._ensure_producer()  # type: ignore[attr-defined]
 
 
+def _take_outcome(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class RowWriter:
     """`KeyValueStore` over a Faust table with raw bytes keys and values, whose writes go to the
     store and to the changelog when the writer flushes, and are read back from the writer
@@ -117,21 +128,27 @@ class RowWriter:
         # layers and sensors: 10 % of a loaded worker's CPU, about half of it saved here (py-spy).
         store = self._table.data
         stored_key = store._encode_key(key.encode("utf-8"))
-        event = current_event()
-        stored_value = None if event is None else self._changelog.pending_row(self._table, event.message.partition, stored_key)
+        partition = self._changelog.partition
+        stored_value = None if partition is None else self._changelog.pending_row(self._table, partition, stored_key)
         if stored_value is None:
             stored_value = store._get(stored_key)
         return None if stored_value is None else store._decode_value(stored_value)
 
+    def get_stored(self, key: str) -> bytes | None:
+        """The row as the store has it, without the rows of the message being applied."""
+        store = self._table.data
+        stored_value = store._get(store._encode_key(key.encode("utf-8")))
+        return None if stored_value is None else store._decode_value(stored_value)
+
     def set(self, key: str, value: bytes) -> None:
-        event = current_event()
-        if event is None:
-            raise InvariantError("table rows are written only while the agent handles a batch message")
+        partition = self._changelog.partition
+        if partition is None:
+            raise InvariantError("table rows are written only while a batch message is applied")
         store = self._table.data
         # The bytes Faust itself would write to the store and send to the changelog, with the
         # table's serializers, so that a restore from the changelog gives back the same rows.
         stored_key, stored_value = store._encode_key(key.encode("utf-8")), store._encode_value(value)
-        self._changelog.add(self._table, event.message.partition, stored_key, stored_value)
+        self._changelog.add(self._table, partition, stored_key, stored_value)
 
     def keys(self) -> list[str]:
         return list(self.iter_keys())

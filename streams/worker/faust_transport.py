@@ -102,6 +102,13 @@ def served_partitions(app: object, topic: str) -> frozenset[int] | None:
     return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)  # type: ignore[attr-defined]
 
 
+def active_partitions(app: object, topic: str) -> frozenset[int]:
+    """The partitions of `topic` the group last gave this worker as active, kept through the
+    rebalance that follows until the next assignment arrives (the flow of messages is
+    suspended meanwhile), so that a message delivered while Faust resumes is not refused."""
+    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)  # type: ignore[attr-defined]
+
+
 def assigned_partitions(app: object, topic: str) -> frozenset[int]:
     """The partitions of `topic` assigned to Faust's consumer now (empty mid-rebalance)."""
     return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == topic)  # type: ignore[attr-defined]
@@ -126,3 +133,45 @@ def changelog_restore_progress(app: object) -> dict[tuple[str, int], tuple[int, 
         if highwater is not None and offset is not None:
             progress[(tp.topic, tp.partition)] = (offset, max(0, highwater - offset))
     return progress
+
+
+def consumer_diagnostics(app: object, topic: str, partition: int) -> dict[str, object]:
+    """What Faust's consumer holds for one partition of `topic`, for the log line that reports
+    a stalled state stage: enough to tell a paused partition, a stopped flow, a dropped read
+    offset, an unacked message or a blocked agent apart."""
+    consumer = app.consumer  # type: ignore[attr-defined]
+    tp = next((tp for tp in consumer.assignment() if tp.topic == topic and tp.partition == partition), None)
+    found: dict[str, object] = {"assigned": tp is not None, "rebalancing": bool(app.rebalancing)}  # type: ignore[attr-defined]
+    found["flow_active"] = bool(getattr(consumer, "flow_active", True))
+    found["app_flow_control_active"] = bool(app.flow_control.is_active())  # type: ignore[attr-defined]
+    found["in_recovery"] = bool(app.tables.recovery.in_recovery)  # type: ignore[attr-defined]
+    found["generation"] = getattr(app, "consumer_generation_id", None)
+    if tp is None:
+        return found
+    active = consumer._active_partitions  # type: ignore[attr-defined]
+    found["active"] = None if active is None else tp in active
+    found["paused"] = tp in consumer._paused_partitions  # type: ignore[attr-defined]
+    found["buffered"] = tp in consumer._buffered_partitions  # type: ignore[attr-defined]
+    found["read_offset"] = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+    found["committed_offset"] = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    acked = consumer._acked.get(tp) or []  # type: ignore[attr-defined]
+    found["acked_pending"] = len(acked)
+    found["acked_min"] = min(acked) if acked else None
+    found["gaps"] = len(consumer._gap.get(tp) or ())  # type: ignore[attr-defined]
+    found["unacked_messages"] = sum(1 for m in list(consumer._unacked_messages) if m.tp == tp)  # type: ignore[attr-defined]
+    thread = getattr(consumer, "_thread", None)
+    kafka = getattr(thread, "_consumer", None)
+    if kafka is not None:
+        ktp = KafkaTopicPartition(topic, partition)
+        found["kafka_assigned"] = ktp in kafka.assignment()
+        found["kafka_paused"] = ktp in kafka.paused()
+        found["kafka_highwater"] = kafka.highwater(ktp)
+        state = kafka._subscription.subscription.assignment.state_value(ktp) if kafka._subscription.subscription else None
+        found["kafka_position"] = getattr(state, "_position", None) if state is not None else None
+    queues = []
+    for channel in list(getattr(app.topics, "_topics", ())):  # type: ignore[attr-defined]
+        queue = getattr(channel, "_queue", None)
+        if queue is not None and topic in getattr(channel, "topics", ()):
+            queues.append(queue.qsize())
+    found["topic_queue_sizes"] = queues
+    return found

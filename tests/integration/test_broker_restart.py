@@ -59,10 +59,6 @@ def _stream(seed: int, dossiers: int) -> tuple[list, dict]:
     return messages, batch_counts_of_messages(messages, (a.code for a in REGISTRY))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 18 item 10, open: on a loaded machine a state (batch) partition can stand still after a broker restart; "
-    "the stall detector then exits 71 and the restarted worker did not always catch up within the wait "
-    "(passed in 238 s on 2026-11-30 22:26, failed at 23:20 with the stall detector on main)"))
 def test_workers_resume_by_themselves_after_the_broker_is_gone_for_30_s(
         settings, start_worker, redis_client, restartable_broker) -> None:
     messages, expected = _stream(seed=18, dossiers=1500)

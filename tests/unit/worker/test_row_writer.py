@@ -1,15 +1,13 @@
 """RowWriter over a real Faust RocksDB table: what it writes inside a batch message is what it
-reads back, before and after the flush writes it to the store, in the agent's partition and
-outside any message; a missing row is None."""
+reads back, before and after the flush writes it to the store, in the partition of the message
+being applied and outside any message; a missing row is None."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import faust
 import pytest
-from faust.streams import _current_event
 
 from streams.errors import InvariantError
 from streams.settings import load_settings
@@ -24,17 +22,10 @@ def table(tmp_path: Path) -> faust.Table:
     return app.Table("rows", partitions=4, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS))
 
 
-def in_message(partition: int) -> SimpleNamespace:
-    """The agent's current event, as Faust sets it while a batch message is handled."""
-    event = SimpleNamespace(message=SimpleNamespace(partition=partition))
-    _current_event.set(lambda: event)
-    return event
-
-
 def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faust.Table) -> None:
     changelog = ChangelogWriter(table.app)
     rows = RowWriter(table, changelog)
-    event = in_message(2)
+    changelog.partition = 2  # as the state stage sets it while it applies a message of partition 2
     assert rows.get("a\x1fd-1") is None
     rows.set("a\x1fd-1", b'[[0,5,["e1"]]]')
     rows.set("a\x1fd-2", b"{}")
@@ -52,13 +43,12 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
     changelog.pending.clear()
     assert table.get(b"a\x1fd-1") == rows.get("a\x1fd-1")
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
-    _current_event.set(None)
+    changelog.partition = None
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     assert rows.get("a\x1fd-9") is None
-    del event
+    assert rows.get_stored("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
 
 
 def test_a_row_is_not_written_outside_a_message(table: faust.Table) -> None:
-    _current_event.set(None)
     with pytest.raises(InvariantError):
         RowWriter(table, ChangelogWriter(table.app)).set("k", b"v")
