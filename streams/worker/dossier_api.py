@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 ROUTE = "/v1/dossiers"
 CONTENT_TYPE = "application/x-ndjson"
 RETRY_AFTER_S = 2
+# Rows answered between two checks that the partition is still served here.
+RECHECK_EVERY = 1000
 
 
 # Dossiers asked for by id in one request, at most (`&dossier=ID`, repeated).
@@ -172,14 +174,22 @@ class DossierEndpoint:
         request.send_header("Content-Type", CONTENT_TYPE)
         request.send_header("Connection", "close")  # HTTP/1.0, no length: the end of the body is the close
         request.end_headers()
+        rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store.iter(), q.agency)
+        lines = answer_lines(rows, q.period, by_id=bool(q.dossier_ids), view=q.view)
         try:
-            rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store.iter(), q.agency)
-            for line in answer_lines(rows, q.period, by_id=bool(q.dossier_ids), view=q.view):
+            for n, line in enumerate(lines, 1):
+                if n % RECHECK_EVERY == 0 and self.store_for(partition) is not store:
+                    # The partition was revoked: Faust drops its database and opens it anew if
+                    # the partition comes back, which fails while this thread still holds it.
+                    log.warning("dossier answer cut: the partition moved", extra={"event": "dossier_answer_cut", "agency": q.agency})
+                    return
                 request.wfile.write(line)
         except (BrokenPipeError, ConnectionResetError):
             return  # the client went away
         except Exception as exc:  # noqa: BLE001 - the stream is cut without its end line; say why in the log
             log.warning("dossier answer cut", extra={"event": "dossier_answer_cut", "agency": q.agency, "error": repr(exc)})
+        finally:
+            lines.close()  # drops the iterator, and with it this thread's hold on the database
 
     def _route(self, request: BaseHTTPRequestHandler, partition: int) -> None:
         try:
