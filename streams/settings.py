@@ -45,11 +45,10 @@ class Settings:
     worker_name: str = ""
     # A consumed partition with lag whose position has not moved for stall_after_s fails
     # /healthz; after stall_exit_s (0: never) the worker exits (code 71) for its supervisor to
-    # restart it. Off by default: the state stage's lag can read 2-7 batch messages on a healthy
-    # worker after SIGKILLs and rebalances on Tansu (issue 18, open), and exiting then only
-    # restarts healthy workers; /healthz still reports it.
+    # restart it. The state stage catches a partition up by itself after 15 s
+    # (streams.worker.sequence), so what is left to stall is a stage that cannot do even that.
     stall_after_s: float = 60.0
-    stall_exit_s: float = 0.0
+    stall_exit_s: float = 300.0
     # Event signatures (docs/security.md): off | audit | enforce, and the keyring file.
     auth: str = "off"
     keyring: str = ""
