@@ -26,6 +26,10 @@ change applies from its `valid_from`: to the periods whose last day is on or aft
 | full_online_procedures_with_online_dossiers | of those, at `full_online` with at least one dossier received online |
 | procedures_not_in_catalogue | procedures with dossiers but not in force in the catalogue |
 
+Indicator 1 needs no dossier: an agency whose catalogue has procedures in force at a month's,
+quarter's or year's last day has figures for that period even when it received nothing in it
+(`in_force_pairs`; the workers publish them for the periods they have figures for).
+
 Indicator 1 is full_online_procedures_in_force / procedures_in_force, indicator 2
 full_online_procedures_with_online_dossiers / procedures_with_dossiers. Procedures belong to
 one agency, so a block's figures are the sums of its agencies'.
@@ -245,6 +249,34 @@ class Catalogue:
                 1 for code in with_online if levels.get(code) == "full_online"),
             "procedures_not_in_catalogue": sum(1 for code in with_dossiers if levels.get(code) is None),
         }
+
+
+CATALOGUE_ONLY_WINDOWS: tuple[str, ...] = ("month", "quarter", "year")  # indicator 1 without dossiers
+
+
+def catalogue_only_periods(periods: Iterable[str]) -> set[str]:
+    """The months, quarters and years among `periods` (days are left out: the bulletin's
+    indicator 1 is monthly at the finest, and a hash per agency and day would be many)."""
+    return {p for p in periods if parse_period(p).window in CATALOGUE_ONLY_WINDOWS}
+
+
+def in_force_pairs(catalogue: Catalogue, registry: Registry, agencies: Iterable[str],
+                   periods: Iterable[str]) -> list[tuple[str, str]]:
+    """(agency, period) for each of `agencies` valid during the period whose catalogue has a
+    procedure in force at the period's last day: they have indicator 1 whether or not they
+    received dossiers then."""
+    out = []
+    chosen = [(p, parse_period(p)) for p in sorted(set(periods))]
+    for code in agencies:
+        procedures = catalogue.by_agency.get(code)
+        agency = registry.get(code)
+        if not procedures or agency is None:
+            continue
+        for text, period in chosen:
+            valid = agency.valid_from <= period.last_day and (agency.valid_to is None or agency.valid_to >= period.first_day)
+            if valid and any(p.level_on(period.last_day) is not None for p in procedures.values()):
+                out.append((code, text))
+    return out
 
 
 # -- importing a file ----------------------------------------------------------------------

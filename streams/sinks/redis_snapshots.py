@@ -192,6 +192,10 @@ class SnapshotPublisher:
     def mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._dirty.update(pairs)
 
+    def dirty_periods(self) -> set[str]:
+        """The periods of the rows waiting to be written."""
+        return {period for _, period in self._dirty}
+
     def forget_dirty_except(self, owned_agencies: set[str]) -> None:
         """Drop dirty rows of agencies this worker no longer owns.
 

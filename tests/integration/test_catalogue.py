@@ -118,3 +118,36 @@ def test_catalogue_indicators_reach_redis_and_follow_level_changes_and_voids(
     result = emc(settings, "catalogue", "import", str(bad), check=False)
     assert result.returncode == 2 and "line 2: level: 'toàn trình'" in result.stderr
     assert len(json.loads(emc(settings, "catalogue", "list", "--format", "json").stdout)) == 4
+
+
+def test_an_agency_with_a_catalogue_and_no_dossiers_has_indicator_1(settings, start_worker, redis_client,
+                                                                     tmp_path: Path) -> None:
+    """Indicator 1 needs the catalogue only: C received nothing, yet its hash, the block and
+    national sums and /metrics carry it for the current month (and quarter, year); withdrawn
+    altogether, C's hash goes and the sums follow."""
+    c = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "province"][4]
+    month = current_periods(datetime.now(UTC))["month"]
+    prefix = settings.redis_prefix
+    catalogue = tmp_path / "tthc.csv"
+    catalogue.write_text("code,name,agency,level,valid_from\n"
+                         f"3.001,Đăng ký kết hôn,{c},full_online,2024-01-01\n"
+                         f"3.002,Cấp giấy phép xây dựng,{c},partial_online,2024-01-01\n", encoding="utf-8")
+    emc(settings, "catalogue", "import", str(catalogue))
+    worker = start_worker()
+    c_key, national_key = f"{prefix}agency:{c}:{month}", f"{prefix}block:national:{month}"
+    names = ("procedures_in_force", "full_online_procedures_in_force", "full_online_procedures_rate", "resolved")
+    wait_until(lambda: dict(zip(names, redis_client.hmget(c_key, list(names)))) == {
+        "procedures_in_force": "2", "full_online_procedures_in_force": "1", "full_online_procedures_rate": "0.500000",
+        "resolved": "0"}, 120, f"C's indicator 1; worker log:\n{worker.log_tail()}")
+    assert redis_client.hget(national_key, "full_online_procedures_rate") == "0.500000"
+    assert redis_client.hget(f"{prefix}block:province:{month}", "procedures_in_force") == "2"
+    assert "full_online_rate" not in redis_client.hgetall(c_key)  # nothing resolved: no indicator 3
+    year = current_periods(datetime.now(UTC))["year"]
+    assert redis_client.hget(f"{prefix}agency:{c}:{year}", "procedures_in_force") == "2"
+    one = (("agency", c), ("block", "province"), ("indicator", "full_online_procedures"), ("window", "month"))
+    wait_until(lambda: sample_values(worker.metrics_text(), "emc_indicator_ratio").get(one) == 0.5, 30, "C's metric")
+
+    for code in ("3.001", "3.002"):
+        emc(settings, "catalogue", "withdraw", c, code)
+    wait_until(lambda: not redis_client.exists(c_key), 30, "C's hash gone with its catalogue")
+    assert redis_client.hget(national_key, "procedures_in_force") in (None, "0")

@@ -17,8 +17,10 @@ from streams.cli.catalogue import read_import_file, render_catalogue
 from streams.domain.catalogue import (
     Catalogue,
     Procedure,
+    catalogue_only_periods,
     encode_procedure,
     import_row,
+    in_force_pairs,
     make_procedure,
     merge_import,
     parse_catalogue_message,
@@ -340,3 +342,17 @@ def test_a_void_removes_the_procedure_from_the_set_when_its_count_falls_to_zero(
     figures = snapshot_counts(stores, "T35", month, catalogue)
     assert figures["procedures_with_dossiers"] == 1 and figures["procedures_not_in_catalogue"] == 1
     assert "r:1.00309" not in orjson.loads(stores.procedures[f"T35\x1f{month}"])["c"]
+
+
+def test_indicator_1_needs_no_dossier_only_procedures_in_force_and_a_valid_agency() -> None:
+    # T35 (Hà Nam) is merged away from 2025-07-01; its procedure is in force from 2025-02-10.
+    catalogue = Catalogue.of([_procedure("1.001", ("full_online", "2025-02-10")),
+                              _procedure("2.001", ("partial_online", "2025-01-01"), agency="T01")])
+    periods = catalogue_only_periods(["2025-01", "2025-01-31", "2025-02", "2025-Q1", "2025-Q3", "2025-07", "2025"])
+    assert periods == {"2025-01", "2025-02", "2025-Q1", "2025-Q3", "2025-07", "2025"}  # no days
+    pairs = in_force_pairs(catalogue, REGISTRY, ["T35", "T01", "BCT"], periods)
+    # T35: not in force at January's end; not valid in July or Q3; T01 from January on; BCT has no catalogue.
+    assert sorted(pairs) == [("T01", p) for p in sorted(periods)] + [("T35", "2025"), ("T35", "2025-02"), ("T35", "2025-Q1")]
+    # Its figures for a month without dossiers: indicator 1 only.
+    figures = catalogue.figures("T35", "2025-02", {})
+    assert indicators(figures) == {"full_online_procedures": 1.0}
