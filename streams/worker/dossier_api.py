@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 ROUTE = "/v1/dossiers"
 CONTENT_TYPE = "application/x-ndjson"
 RETRY_AFTER_S = 2
+# Bytes of answer lines sent in one write.
+WRITE_BYTES = 64 * 1024
 # Rows answered between two checks that the partition is still served here.
 RECHECK_EVERY = 1000
 
@@ -176,6 +178,8 @@ class DossierEndpoint:
         request.end_headers()
         rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store.iter(), q.agency)
         lines = answer_lines(rows, q.period, by_id=bool(q.dossier_ids), view=q.view)
+        buffered: list[bytes] = []
+        size = 0
         try:
             for n, line in enumerate(lines, 1):
                 if n % RECHECK_EVERY == 0 and self.store_for(partition) is not store:
@@ -183,7 +187,12 @@ class DossierEndpoint:
                     # the partition comes back, which fails while this thread still holds it.
                     log.warning("dossier answer cut: the partition moved", extra={"event": "dossier_answer_cut", "agency": q.agency})
                     return
-                request.wfile.write(line)
+                buffered.append(line)
+                size += len(line)
+                if size >= WRITE_BYTES:  # the handler's socket writer is unbuffered: one send per line cost as much as the line
+                    request.wfile.write(b"".join(buffered))
+                    buffered, size = [], 0
+            request.wfile.write(b"".join(buffered))
         except (BrokenPipeError, ConnectionResetError):
             return  # the client went away
         except Exception as exc:  # noqa: BLE001 - the stream is cut without its end line; say why in the log
