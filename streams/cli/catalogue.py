@@ -2,7 +2,9 @@
 
     emc catalogue import FILE.csv|FILE.jsonl    add procedures and level changes
     emc catalogue list [--agency CODE] [--on DATE] [--format json|table]
-    emc catalogue withdraw AGENCY PROCEDURE_CODE    remove a procedure altogether (a tombstone)
+    emc catalogue withdraw AGENCY PROCEDURE_CODE [--from DATE] [--erase]
+        end a procedure from DATE (default today), keeping its history; --erase: remove it
+        and its history altogether (a tombstone: for a record sent by mistake)
 
 An import file is UTF-8 (a byte-order mark is allowed), one procedure level per row: CSV with
 a header `code,name,agency,level,valid_from` (any order; `procedure_code`, `agency_code` also
@@ -24,8 +26,10 @@ import orjson
 
 from streams.cli.flags import add_settings, subcommands, with_settings_and_registry
 from streams.domain.catalogue import (
+    WITHDRAWN,
     Catalogue,
     ImportRow,
+    LevelChange,
     catalogue_key,
     encode_procedure,
     import_row,
@@ -54,9 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.add_argument("--format", choices=FORMATS, default="table")
     add_settings(listing, ["broker"])
     listing.set_defaults(run=with_settings_and_registry(_list))
-    withdraw = sub.add_parser("withdraw", help="remove a procedure from the catalogue (a tombstone)")
+    withdraw = sub.add_parser("withdraw", help="end a procedure from a date, keeping its history (--erase: a tombstone)")
     withdraw.add_argument("agency")
     withdraw.add_argument("procedure_code")
+    withdraw.add_argument("--from", dest="valid_from", type=date.fromisoformat, default=None,
+                          help="first day it is not in force (default: today, Asia/Ho_Chi_Minh)")
+    withdraw.add_argument("--erase", action="store_true",
+                          help="remove the procedure and its whole history (a tombstone), as if never catalogued")
     add_settings(withdraw, ["broker"])
     withdraw.set_defaults(run=with_settings_and_registry(_withdraw))
 
@@ -127,8 +135,24 @@ def _withdraw(args: argparse.Namespace, settings: Settings, registry: Registry) 
     if args.agency not in registry:
         raise ConfigError(f"unknown agency {args.agency!r} (see `emc registry list`)")
     key = catalogue_key(args.agency, args.procedure_code)
-    partition, offset = send_catalogue(settings, [(key.encode("utf-8"), None)])[-1]
-    print(f"{key} withdrawn (topic {settings.catalogue_topic}, partition {partition}, offset {offset})")
+    if args.erase:
+        if args.valid_from is not None:
+            raise ConfigError("--erase removes the whole history: it takes no --from")
+        partition, offset = send_catalogue(settings, [(key.encode("utf-8"), None)])[-1]
+        print(f"{key} erased (topic {settings.catalogue_topic}, partition {partition}, offset {offset})")
+        return 0
+    from streams.kafka.catalogue import read_catalogue
+
+    current = read_catalogue(settings, registry).get(args.agency, args.procedure_code)
+    if current is None:
+        raise ConfigError(f"{key} is not in the catalogue (see `emc catalogue list --agency {args.agency}`)")
+    day = args.valid_from or today_local()
+    if day <= current.levels[0].valid_from:
+        raise ConfigError(f"{key} is in force from {current.levels[0].valid_from.isoformat()}: withdraw it after "
+                          "that day, or --erase it")
+    partition, offset = send_catalogue(settings, [encode_procedure(current.with_level(current.name, LevelChange(day, WITHDRAWN)))])[-1]
+    print(f"{key} withdrawn from {day.isoformat()}, its history kept (topic {settings.catalogue_topic}, "
+          f"partition {partition}, offset {offset})")
     return 0
 
 
@@ -138,5 +162,5 @@ def render_catalogue(catalogue: Catalogue, on: date, agency: str | None, fmt: st
         return json.dumps([{**p.to_json(), "level_on": p.level_on(on)} for p in procedures],
                           ensure_ascii=False, indent=2) + "\n"
     header = ("agency", "code", f"level on {on.isoformat()}", "name")
-    rows = [(p.agency_code, p.procedure_code, p.level_on(on) or "(not yet)", p.name) for p in procedures]
+    rows = [(p.agency_code, p.procedure_code, p.level_on(on) or ("(not yet)" if on < p.levels[0].valid_from else "(withdrawn)"), p.name) for p in procedures]
     return render_table(header, rows) + "\n"

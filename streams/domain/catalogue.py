@@ -12,8 +12,11 @@ latest record of a key, never loses the level a past period had:
 
 `level` and `valid_from` are the level in force from that day on; `history` (optional) the
 earlier ones, each in force from its `valid_from` up to the next. Before the first
-`valid_from` the procedure is not in force. A tombstone (null value) withdraws the procedure
-from the catalogue altogether.
+`valid_from` the procedure is not in force. The level `withdrawn` ends it: from that
+`valid_from` on the procedure is not in force, and the periods before keep it (a later level
+brings it back). A tombstone (null value) erases the procedure and its history, as if it had
+never been catalogued (for a record sent by mistake): a withdrawal is a record, because a
+compacted topic drops a tombstone, and with it any date it could carry, after a while.
 
 Figures per agency and period, from the catalogue as at the period's last day (a level
 change applies from its `valid_from`: to the periods whose last day is on or after it):
@@ -54,6 +57,8 @@ from streams.errors import InvalidCatalogueRecord
 
 CATALOGUE_SCHEMA = "emc.procedure-catalogue.v1"
 SERVICE_LEVELS: tuple[str, ...] = ("full_online", "partial_online", "not_online")
+WITHDRAWN = "withdrawn"  # a level change that ends the procedure (issue 14: history kept)
+RECORD_LEVELS: tuple[str, ...] = (*SERVICE_LEVELS, WITHDRAWN)
 NAME_MAX_LENGTH = 1000
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -84,10 +89,12 @@ class Procedure:
         return catalogue_key(self.agency_code, self.procedure_code)
 
     def level_on(self, day: date) -> str | None:
-        """The level in force on `day`; None before the first valid_from."""
+        """The level in force on `day`; None before the first valid_from and while withdrawn."""
         starts = [change.valid_from for change in self.levels]
         index = bisect.bisect_right(starts, day) - 1
-        return self.levels[index].level if index >= 0 else None
+        if index < 0 or self.levels[index].level == WITHDRAWN:
+            return None
+        return self.levels[index].level
 
     def to_json(self) -> dict[str, Any]:
         latest = self.levels[-1]
@@ -126,8 +133,8 @@ def _text(name: str, value: object, max_length: int) -> str:
 
 
 def parse_level(value: object) -> str:
-    if value not in SERVICE_LEVELS:
-        raise InvalidCatalogueRecord(f"level: {value!r} is not one of {', '.join(SERVICE_LEVELS)}")
+    if value not in RECORD_LEVELS:
+        raise InvalidCatalogueRecord(f"level: {value!r} is not one of {', '.join(RECORD_LEVELS)}")
     return value  # type: ignore[return-value]
 
 

@@ -124,7 +124,7 @@ def test_an_agency_with_a_catalogue_and_no_dossiers_has_indicator_1(settings, st
                                                                      tmp_path: Path) -> None:
     """Indicator 1 needs the catalogue only: C received nothing, yet its hash, the block and
     national sums and /metrics carry it for the current month (and quarter, year); withdrawn
-    altogether, C's hash goes and the sums follow."""
+    from today, C's hash goes and the sums follow, its history kept; erased, nothing is left."""
     c = [a.code for a in REGISTRY.valid_on(TODAY) if a.block == "province"][4]
     month = current_periods(datetime.now(UTC))["month"]
     prefix = settings.redis_prefix
@@ -147,7 +147,16 @@ def test_an_agency_with_a_catalogue_and_no_dossiers_has_indicator_1(settings, st
     one = (("agency", c), ("block", "province"), ("indicator", "full_online_procedures"), ("window", "month"))
     wait_until(lambda: sample_values(worker.metrics_text(), "emc_indicator_ratio").get(one) == 0.5, 30, "C's metric")
 
+    # Withdrawn from today: not in force at the month's end, so the hash goes; the history stays
+    # (a past period keeps the procedures), unless erased.
     for code in ("3.001", "3.002"):
-        emc(settings, "catalogue", "withdraw", c, code)
+        assert f"withdrawn from {TODAY.isoformat()}" in emc(settings, "catalogue", "withdraw", c, code).stdout
     wait_until(lambda: not redis_client.exists(c_key), 30, "C's hash gone with its catalogue")
     assert redis_client.hget(national_key, "procedures_in_force") in (None, "0")
+    listed = {p["procedure_code"]: p for p in json.loads(emc(settings, "catalogue", "list", "--agency", c, "--format", "json").stdout)}
+    assert {code: (p["level"], p["level_on"], p["history"]) for code, p in listed.items()} == {
+        "3.001": ("withdrawn", None, [{"level": "full_online", "valid_from": "2024-01-01"}]),
+        "3.002": ("withdrawn", None, [{"level": "partial_online", "valid_from": "2024-01-01"}])}
+    emc(settings, "catalogue", "withdraw", c, "3.002", "--erase")
+    assert [p["procedure_code"] for p in json.loads(emc(settings, "catalogue", "list", "--agency", c, "--format", "json").stdout)] \
+        == ["3.001"]

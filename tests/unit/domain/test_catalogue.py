@@ -356,3 +356,24 @@ def test_indicator_1_needs_no_dossier_only_procedures_in_force_and_a_valid_agenc
     # Its figures for a month without dossiers: indicator 1 only.
     figures = catalogue.figures("T35", "2025-02", {})
     assert indicators(figures) == {"full_online_procedures": 1.0}
+
+
+def test_a_withdrawal_ends_a_procedure_from_its_day_and_keeps_its_history() -> None:
+    # In force (full online) from 2024-01-01, withdrawn (bãi bỏ) from 2025-05-10, back as
+    # partial_online from 2025-09-01.
+    procedure = _procedure("1.001", ("full_online", "2024-01-01"), ("withdrawn", "2025-05-10"),
+                           ("partial_online", "2025-09-01"))
+    assert [procedure.level_on(date(2025, m, d)) for m, d in ((5, 9), (5, 10), (8, 31), (9, 1))] == [
+        "full_online", None, None, "partial_online"]
+    catalogue = Catalogue.of([procedure])
+    in_force = {p: catalogue.figures("T35", p, {})["procedures_in_force"] for p in ("2025-04", "2025-05", "2025-Q2", "2025-09")}
+    assert in_force == {"2025-04": 1, "2025-05": 0, "2025-Q2": 0, "2025-09": 1}  # April keeps it: history, not erasure
+    key, value = _message(procedure)
+    VALIDATOR.validate(orjson.loads(value))
+    assert parse_catalogue_message(REGISTRY, key, value) == (procedure.key, procedure)
+    assert in_force_pairs(catalogue, REGISTRY, ["T35"], ["2025-04", "2025-05"]) == [("T35", "2025-04")]
+    # An agency's export may list a withdrawal as a row like any level.
+    rows = [import_row(2, {"code": "1.001", "name": "Cấp phiếu lý lịch tư pháp", "agency": "T35", "level": "withdrawn",
+                           "valid_from": "2025-12-01"})]
+    [merged] = merge_import(REGISTRY, catalogue, rows)
+    assert merged.level_on(date(2025, 12, 1)) is None and merged.level_on(date(2025, 4, 30)) == "full_online"
