@@ -54,6 +54,10 @@ PROCEDURE_RECEIVED_ONLINE_PREFIX = "o:"
 # (period, count field) -> value. Every dated contribution is booked in its day, month,
 # quarter and year at once, so that each period's row is directly readable.
 Counts = dict[tuple[str, str], int]
+# (local day number, count field) -> value: the same contributions before they are spread
+# over their four periods. A dossier's counts are computed and compared in this form (4 times
+# fewer entries), and only a difference is spread (`counts_of_days`).
+DayCounts = dict[tuple[int, str], int]
 
 # Since 1975-06-13 Vietnam has been UTC+07:00 without exception (FIXED_OFFSET_SINCE_US); before
 # that the tz database knows other offsets, so older instants take the slow, exact path.
@@ -65,12 +69,16 @@ def _periods_of_local_day_number(day_number: int) -> tuple[str, str, str, str]:
     return periods_of_day(date.fromordinal(_EPOCH_ORDINAL + day_number))
 
 
+def local_day_number(epoch_us: int) -> int:
+    """The Asia/Ho_Chi_Minh calendar day of an instant, as days since 1970-01-01."""
+    if epoch_us >= FIXED_OFFSET_SINCE_US:
+        return (epoch_us + VN_OFFSET_US) // US_PER_DAY
+    return local_date_of_us(epoch_us).toordinal() - _EPOCH_ORDINAL
+
+
 def periods_at(epoch_us: int) -> tuple[str, str, str, str]:
     """Day, month, quarter and year periods (Asia/Ho_Chi_Minh) of an instant."""
-    if epoch_us >= FIXED_OFFSET_SINCE_US:
-        return _periods_of_local_day_number((epoch_us + VN_OFFSET_US) // US_PER_DAY)
-    local_day = local_date_of_us(epoch_us)
-    return periods_of_day(local_day)
+    return _periods_of_local_day_number(local_day_number(epoch_us))
 
 
 def _order_key(event: DossierEvent) -> tuple[int, str]:
@@ -201,22 +209,35 @@ def classify(live: list[DossierEvent]) -> Classification:
     )
 
 
-def _book(counts: Counts, epoch_us: int, field: str, amount: int = 1) -> None:
+def _book(counts: DayCounts, epoch_us: int, field: str, amount: int = 1) -> None:
     if amount == 0:
         return
-    for period in periods_at(epoch_us):
-        key = (period, field)
-        counts[key] = counts.get(key, 0) + amount
+    key = (local_day_number(epoch_us), field)
+    counts[key] = counts.get(key, 0) + amount
+
+
+def counts_of_days(day_counts: Mapping[tuple[int, str], int]) -> Counts:
+    """Day-keyed counts (or differences) spread over their day, month, quarter and year,
+    without zero entries (a difference that moves a count within a month is 0 for the month)."""
+    counts: Counts = {}
+    for (day, field), amount in day_counts.items():
+        for period in _periods_of_local_day_number(day):
+            key = (period, field)
+            counts[key] = counts.get(key, 0) + amount
+    return {key: n for key, n in counts.items() if n}
 
 
 def dossier_counts(live: list[DossierEvent]) -> Counts:
     """Every count this dossier contributes, keyed by (period, field). Voided: nothing."""
-    counts: Counts = {}
-    if not live:
-        return counts
-    c = classify(live)
+    counts: DayCounts = {}
+    if live:
+        _book_dossier(counts, live, classify(live))
+    return counts_of_days(counts)
+
+
+def _book_dossier(counts: DayCounts, live: list[DossierEvent], c: Classification) -> None:
     if c.voided:
-        return counts
+        return
 
     if c.received_at_us is not None:
         _book(counts, c.received_at_us, "received")
@@ -249,7 +270,6 @@ def dossier_counts(live: list[DossierEvent]) -> Counts:
         if online:
             _book(counts, payment.occurred_at_us, "payments_online")
             _book(counts, payment.occurred_at_us, "payment_amount_online_vnd", amount)
-    return counts
 
 
 def counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
@@ -264,35 +284,46 @@ def procedure_counts(live: list[DossierEvent]) -> Counts:
     The procedure is that of the event that dates the receipt (the earliest live received,
     else submitted), so a correction of that event moves the dossier to the corrected code.
     """
-    counts: Counts = {}
-    if not live:
-        return counts
-    c = classify(live)
+    counts: DayCounts = {}
+    if live:
+        _book_procedure(counts, classify(live))
+    return counts_of_days(counts)
+
+
+def _book_procedure(counts: DayCounts, c: Classification) -> None:
     if c.voided or c.received_at_us is None or c.received_event is None or c.received_event.procedure_code is None:
-        return counts
+        return
     code = c.received_event.procedure_code
     _book(counts, c.received_at_us, PROCEDURE_RECEIVED_PREFIX + code)
     if c.channel == "online":
         _book(counts, c.received_at_us, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)
+
+
+def row_day_counts_of_applied(applied: Iterable[DossierEvent]) -> DayCounts:
+    """Everything a dossier contributes to its agency's counter rows (the counts of the
+    contract and the per-procedure counts) by local day, from one classification."""
+    live = live_events(applied)
+    counts: DayCounts = {}
+    if live:
+        c = classify(live)
+        _book_dossier(counts, live, c)
+        _book_procedure(counts, c)
     return counts
 
 
 def row_counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
     """Everything a dossier contributes to its agency's counter rows: the counts of the
     contract and the per-procedure counts."""
-    live = live_events(applied)
-    counts = dossier_counts(live)
-    counts.update(procedure_counts(live))
-    return counts
+    return counts_of_days(row_day_counts_of_applied(applied))
 
 
 def is_procedure_field(name: str) -> bool:
     return name.startswith((PROCEDURE_RECEIVED_PREFIX, PROCEDURE_RECEIVED_ONLINE_PREFIX))
 
 
-def counts_delta(old: Mapping[tuple[str, str], int], new: Mapping[tuple[str, str], int]) -> Counts:
-    """new - old, without zero entries."""
-    delta: Counts = {}
+def counts_delta(old: Mapping[tuple, int], new: Mapping[tuple, int]) -> dict:
+    """new - old, without zero entries (of Counts or of DayCounts)."""
+    delta: dict = {}
     for key, value in new.items():
         diff = value - old.get(key, 0)
         if diff:

@@ -33,7 +33,7 @@ from typing import Protocol
 import orjson
 
 from streams.domain.catalogue import Catalogue
-from streams.domain.dossier import Counts, counts_delta, is_procedure_field, row_counts_of_applied
+from streams.domain.dossier import Counts, DayCounts, counts_delta, counts_of_days, is_procedure_field, row_day_counts_of_applied
 from streams.domain.events import DossierEvent
 from streams.domain.finality import kind_increments, period_end_us
 from streams.domain.periods import periods_of_us
@@ -134,15 +134,53 @@ class AppliedEvent:
     event: DossierEvent
 
 
-def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
-    """A dossier row (`[[source_partition, offset, event in wire form], ...]`) as applied events."""
+# The first byte of a dossier row of format 2 (rows of format 1 are a JSON array: `[`).
+DOSSIER_ROW_FORMAT_2 = b"\x02"
+
+
+@dataclass(slots=True)
+class DossierRow:
+    """A dossier's applied events and what they contribute to its agency's rows.
+
+    The contribution is kept in the row (format 2) so that applying an event classifies the
+    dossier once, after it, and takes the difference with the stored contribution instead of
+    classifying the state before it again. It is always that of exactly the row's events
+    (rows are written whole), so a row that a crash brings back is self-consistent.
+    """
+
+    applied: list[AppliedEvent]
+    contribution_by_day: DayCounts | None  # None: not known yet (a row of format 1)
+
+    def contribution(self) -> DayCounts:
+        if self.contribution_by_day is None:
+            self.contribution_by_day = row_day_counts_of_applied(a.event for a in self.applied)
+        return self.contribution_by_day
+
+
+def decode_dossier(raw: bytes | None) -> DossierRow:
+    """A dossier row of either format: format 2 is the version byte then
+    `[[[source_partition, offset, event in wire form], ...], [[local day, field, n], ...]]`;
+    format 1 (before issue 16) is the list of applied events alone."""
     if raw is None:
-        return []
-    return [AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)]
+        return DossierRow([], {})
+    if raw[:1] == DOSSIER_ROW_FORMAT_2:
+        applied, contribution = orjson.loads(raw[1:])
+        return DossierRow([AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in applied],
+                          {(day, name): n for day, name, n in contribution})
+    return DossierRow([AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)], None)
 
 
-def encode_dossier_row(applied: list[AppliedEvent]) -> bytes:
-    return orjson.dumps([[a.source_partition, a.offset, event_to_wire(a.event)] for a in applied])
+def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
+    """The applied events of a dossier row of either format."""
+    return decode_dossier(raw).applied
+
+
+def encode_dossier(row: DossierRow) -> bytes:
+    """A dossier row in format 2."""
+    return DOSSIER_ROW_FORMAT_2 + orjson.dumps([
+        [[a.source_partition, a.offset, event_to_wire(a.event)] for a in row.applied],
+        [[day, name, n] for (day, name), n in row.contribution().items()],
+    ])
 
 
 class StateApplier:
@@ -159,7 +197,7 @@ class StateApplier:
         # Rows read or written in this batch, written back once at the end. Writing at the
         # end is safe: each row's stored offsets say exactly which events it contains.
         index_rows: dict[str, bytes] = {}
-        dossier_rows: dict[str, list[AppliedEvent]] = {}
+        dossier_rows: dict[str, DossierRow] = {}
         counter_rows: dict[str, CounterRow] = {}
         procedure_rows: dict[str, CounterRow] = {}
         agency_rows: dict[str, AgencyRow] = {}
@@ -188,12 +226,11 @@ class StateApplier:
                 continue
 
             dossier_key = row_key(agency, event.dossier_id)
-            applied = dossier_rows.get(dossier_key)
-            if applied is None:
-                applied = decode_dossier_row(self._stores.dossiers.get(dossier_key))
-                dossier_rows[dossier_key] = applied
+            dossier = dossier_rows.get(dossier_key)
+            if dossier is None:
+                dossier = dossier_rows[dossier_key] = decode_dossier(self._stores.dossiers.get(dossier_key))
 
-            delta = self._delta_for(applied, item)
+            delta = self._delta_for(dossier, item)
             if delta is None:
                 outcome.results[(event.type, "duplicate")] += 1
                 self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
@@ -212,7 +249,7 @@ class StateApplier:
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
         for key in dirty_dossiers:
-            self._stores.dossiers.set(key, encode_dossier_row(dossier_rows[key]))
+            self._stores.dossiers.set(key, encode_dossier(dossier_rows[key]))
         for key in dirty_counters:
             self._stores.counters.set(key, counter_rows[key].encode())
             outcome.dirty_counters.add(split_counter_key(key))
@@ -224,12 +261,13 @@ class StateApplier:
         return outcome
 
     @staticmethod
-    def _delta_for(applied: list[AppliedEvent], item: SourcedEvent) -> Counts | None:
+    def _delta_for(dossier: DossierRow, item: SourcedEvent) -> Counts | None:
         """The counter deltas of applying `item` to a dossier; None for a duplicate.
 
-        Mutates `applied` when the event is new to the dossier.
+        Mutates `dossier` when the event is new to it.
         """
         event = item.event
+        applied = dossier.applied
         for position, existing in enumerate(applied):
             if existing.event.event_id != event.event_id:
                 continue
@@ -237,13 +275,13 @@ class StateApplier:
                 return None  # applied before at another position: a duplicate
             # A replay of an event the dossier row already holds: its deltas are those of
             # the prefix ending at it. Counter rows that already folded it in skip them.
-            before = row_counts_of_applied(a.event for a in applied[:position])
-            after = row_counts_of_applied(a.event for a in applied[: position + 1])
-            return counts_delta(before, after)
-        before = row_counts_of_applied(a.event for a in applied)
+            before = row_day_counts_of_applied(a.event for a in applied[:position])
+            after = row_day_counts_of_applied(a.event for a in applied[: position + 1])
+            return counts_of_days(counts_delta(before, after))
+        before = dossier.contribution()
         applied.append(AppliedEvent(item.source_partition, item.offset, event))
-        after = row_counts_of_applied(a.event for a in applied)
-        return counts_delta(before, after)
+        after = dossier.contribution_by_day = row_day_counts_of_applied(a.event for a in applied)
+        return counts_of_days(counts_delta(before, after))
 
     def _fold_delta(
         self,
