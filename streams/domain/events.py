@@ -169,7 +169,9 @@ def _make_event_builder() -> Callable[..., DossierEvent]:
     return build
 
 
-_new_dossier_event = _make_event_builder()
+# DossierEvent from all its fields, in order, of values already validated (the state stage's
+# stored and batched events): the same event as the constructor's, at half the cost.
+build_dossier_event = _make_event_builder()
 
 
 def _schema_error(detail: str) -> InvalidEvent:
@@ -318,7 +320,7 @@ def event_from_mapping(obj: dict) -> DossierEvent:
     if (value := get("portal", _ABSENT)) is not _ABSENT:
         portal = _enum("portal", value, PORTALS)
 
-    return _new_dossier_event(
+    return build_dossier_event(
         event_id,
         agency_code,
         kind,

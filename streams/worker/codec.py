@@ -8,10 +8,11 @@ dict keys. The same form is what a dossier row stores for each applied event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import orjson
 
-from streams.domain.events import DossierEvent
+from streams.domain.events import DossierEvent, build_dossier_event
 
 # Positional layout of an event (order matters; append only, never reorder).
 _FIELDS = (
@@ -34,11 +35,17 @@ _FIELDS = (
 )
 
 
-def event_to_wire(event: DossierEvent) -> list:
-    return [getattr(event, name) for name in _FIELDS]
+_wire_of = attrgetter(*_FIELDS)
+
+
+def event_to_wire(event: DossierEvent) -> tuple:
+    return _wire_of(event)
 
 
 def event_from_wire(wire: list) -> DossierEvent:
+    if len(wire) == len(_FIELDS):
+        return build_dossier_event(*wire)
+    # Stored by a release before the last fields were appended: they take their defaults.
     return DossierEvent(*wire)
 
 
