@@ -93,17 +93,14 @@ def _latest(events: list[DossierEvent]) -> DossierEvent | None:
 def _earliest(events: list[DossierEvent]) -> DossierEvent | None:
     # The same tie rule, so that "earliest" is also a total order: smallest time, and among
     # equal times the greater event_id.
-    return min(events, key=lambda e: (e.occurred_at_us, _Reversed(e.event_id))) if events else None
+    if len(events) <= 1:
+        return events[0] if events else None
+    first_us = min(e.occurred_at_us for e in events)
+    return max((e for e in events if e.occurred_at_us == first_us), key=_event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class _Reversed:
-    """Wraps a string so that min() picks the greater one."""
-
-    text: str
-
-    def __lt__(self, other: _Reversed) -> bool:
-        return self.text > other.text
+def _event_id(event: DossierEvent) -> str:
+    return event.event_id
 
 
 def unique_events(events: Iterable[DossierEvent]) -> list[DossierEvent]:
@@ -209,10 +206,11 @@ def classify(live: list[DossierEvent]) -> Classification:
     )
 
 
-def _book(counts: DayCounts, epoch_us: int, field: str, amount: int = 1) -> None:
+def _book(counts: DayCounts, day: int, field: str, amount: int = 1) -> None:
+    """Add to a count of a local day (`local_day_number`, computed once per instant by the caller)."""
     if amount == 0:
         return
-    key = (local_day_number(epoch_us), field)
+    key = (day, field)
     counts[key] = counts.get(key, 0) + amount
 
 
@@ -240,36 +238,39 @@ def _book_dossier(counts: DayCounts, live: list[DossierEvent], c: Classification
         return
 
     if c.received_at_us is not None:
-        _book(counts, c.received_at_us, "received")
-        _book(counts, c.received_at_us, f"received_{c.channel}")
+        received_day = local_day_number(c.received_at_us)
+        _book(counts, received_day, "received")
+        _book(counts, received_day, f"received_{c.channel}")
         if c.channel == "online" and c.portal == "national":
-            _book(counts, c.received_at_us, "received_national_portal")
+            _book(counts, received_day, "received_national_portal")
         earliest_received = _earliest([e for e in live if e.type == "received"])
         if earliest_received is not None and earliest_received.digitized:
-            _book(counts, c.received_at_us, "digitized")
+            _book(counts, received_day, "digitized")
 
     if c.resolved_at_us is not None and c.outcome is not None:
         at = c.resolved_at_us
-        _book(counts, at, "resolved")
-        _book(counts, at, c.mode)
-        _book(counts, at, c.outcome)
+        resolved_day = local_day_number(at)
+        _book(counts, resolved_day, "resolved")
+        _book(counts, resolved_day, c.mode)
+        _book(counts, resolved_day, c.outcome)
         latest_received = _latest([e for e in live if e.type == "received"])
         if latest_received is not None and latest_received.due_at_us is not None:
-            _book(counts, at, "on_time" if at <= latest_received.due_at_us else "late")
+            _book(counts, resolved_day, "on_time" if at <= latest_received.due_at_us else "late")
         if c.outcome == "completed" and any(e.type == "result_issued" and e.electronic for e in live):
-            _book(counts, at, "electronic_results")
+            _book(counts, resolved_day, "electronic_results")
 
     if c.withdrawn_at_us is not None:
-        _book(counts, c.withdrawn_at_us, "withdrawn")
+        _book(counts, local_day_number(c.withdrawn_at_us), "withdrawn")
 
     for payment in (e for e in live if e.type == "fee_paid"):
         online = payment.method == "online"
         amount = payment.amount_vnd or 0
-        _book(counts, payment.occurred_at_us, "payments")
-        _book(counts, payment.occurred_at_us, "payment_amount_vnd", amount)
+        paid_day = local_day_number(payment.occurred_at_us)
+        _book(counts, paid_day, "payments")
+        _book(counts, paid_day, "payment_amount_vnd", amount)
         if online:
-            _book(counts, payment.occurred_at_us, "payments_online")
-            _book(counts, payment.occurred_at_us, "payment_amount_online_vnd", amount)
+            _book(counts, paid_day, "payments_online")
+            _book(counts, paid_day, "payment_amount_online_vnd", amount)
 
 
 def counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
@@ -294,9 +295,10 @@ def _book_procedure(counts: DayCounts, c: Classification) -> None:
     if c.voided or c.received_at_us is None or c.received_event is None or c.received_event.procedure_code is None:
         return
     code = c.received_event.procedure_code
-    _book(counts, c.received_at_us, PROCEDURE_RECEIVED_PREFIX + code)
+    received_day = local_day_number(c.received_at_us)
+    _book(counts, received_day, PROCEDURE_RECEIVED_PREFIX + code)
     if c.channel == "online":
-        _book(counts, c.received_at_us, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)
+        _book(counts, received_day, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)
 
 
 def row_day_counts_of_applied(applied: Iterable[DossierEvent]) -> DayCounts:

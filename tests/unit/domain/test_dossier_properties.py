@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.dossier import classify, counts_of_applied, dossier_counts, live_events, unique_events
+from streams.domain.dossier import _earliest, classify, counts_of_applied, dossier_counts, live_events, unique_events
 from streams.domain.events import DossierEvent
 
 T0 = 1_735_700_000_000_000  # 2025-01-01T03:33:20Z
@@ -188,3 +188,11 @@ def test_national_portal_dossiers_are_a_part_of_the_online_received(events: list
     for (period, name), value in counts.items():
         if name == "received_national_portal":
             assert 0 < value <= counts[(period, "received_online")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from("abcdef")), max_size=6, unique_by=lambda t: t[1]))
+def test_earliest_is_the_smallest_time_then_the_greatest_event_id(times_and_ids: list[tuple[int, str]]) -> None:
+    events = [DossierEvent(event_id, "T35", "withdrawn", T0 + t, "D1") for t, event_id in times_and_ids]
+    by_id_descending = sorted(events, key=lambda e: e.event_id, reverse=True)
+    expected = sorted(by_id_descending, key=lambda e: e.occurred_at_us)[0] if events else None  # sort is stable
+    assert _earliest(events) == expected
