@@ -7,8 +7,8 @@ dict keys. The same form is what a dossier row stores for each applied event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from operator import attrgetter
+from typing import NamedTuple
 
 import orjson
 
@@ -49,9 +49,11 @@ def event_from_wire(wire: list) -> DossierEvent:
     return DossierEvent(*wire)
 
 
-@dataclass(frozen=True, slots=True)
-class SourcedEvent:
-    """A validated event with the source-topic position it was read from."""
+class SourcedEvent(NamedTuple):
+    """A validated event with the source-topic position it was read from.
+
+    A named tuple rather than a frozen dataclass: as immutable, and built a few µs faster,
+    once per event of every batch message."""
 
     source_partition: int
     offset: int

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -41,6 +42,7 @@ _LINGER_S = 0.05
 CLIENT_STOP_TIMEOUT_S = 3.0
 
 
+@lru_cache(maxsize=16_384)  # the agencies are a few thousand; murmur2 in Python costs ~3 µs per event
 def state_partition_for(agency_code: str, partitions: int) -> int:
     """The batch/state partition of an agency: Kafka's default (murmur2) partitioner.
 
