@@ -21,8 +21,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-import orjson
-
 from streams.domain.dossier import (
     COUNT_FIELDS,
     Classification,
@@ -40,7 +38,7 @@ from streams.kafka.security import kafka_python_security
 from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
 from streams.worker.codec import event_from_wire
-from streams.worker.state import decode_dossier_row, row_key
+from streams.worker.state import decode_dossier_row, dossier_row_wires, row_key
 
 CATEGORIES = ("full_online", "partial_online", "offline", "unclassified", "rejected", "withdrawn", "voided")
 
@@ -153,7 +151,7 @@ def dossier_summary(dossier_id: str, row: bytes, period: str) -> dict | None:
     `view=summary`, about three times cheaper than `dossier_record`): None when none of its
     applied events occurred in the period (then it counts nothing there). `resolved`: the
     dossier counts as resolved in the period (the rule of `dossier_counts`); times in µs."""
-    applied = orjson.loads(row)
+    applied = dossier_row_wires(row)
     if not any(period in periods_at(wire[3]) for _, _, wire in applied):  # wire[3]: occurred_at_us (codec._FIELDS)
         return None
     live = live_events([event_from_wire(wire) for _, _, wire in applied])

@@ -146,7 +146,9 @@ class RowWriter:
         store = self._table.data
         raw_key = key.encode("utf-8")
         stored_value = store._get(raw_key if self._raw else store._encode_key(raw_key))
-        return None if stored_value is None or self._raw else store._decode_value(stored_value)
+        if stored_value is None or self._raw:
+            return stored_value
+        return store._decode_value(stored_value)
 
     def set(self, key: str, value: bytes) -> None:
         partition = self._changelog.partition

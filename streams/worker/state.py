@@ -177,9 +177,20 @@ def decode_dossier(raw: bytes | None) -> DossierRow:
     return DossierRow([AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)], None)
 
 
+def dossier_row_wires(raw: bytes) -> list[list]:
+    """The `[source_partition, offset, event in wire form]` entries of a dossier row of either
+    format, without building the events (for a reader that filters before it decodes)."""
+    return orjson.loads(raw[1:])[0] if raw[:1] == DOSSIER_ROW_FORMAT_2 else orjson.loads(raw)
+
+
 def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
     """The applied events of a dossier row of either format."""
     return decode_dossier(raw).applied
+
+
+def encode_dossier_row(applied: list[AppliedEvent]) -> bytes:
+    """The dossier row of these applied events as the state stage writes it (format 2)."""
+    return encode_dossier(DossierRow(applied, None))
 
 
 def encode_dossier(row: DossierRow) -> bytes:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.domain.dossier import row_day_counts_of_applied
+from streams.domain.dossier import periods_at, row_day_counts_of_applied
+from streams.reports.explain import dossier_summary
 from streams.worker.codec import event_to_wire
 from streams.worker.state import DOSSIER_ROW_FORMAT_2, StateApplier, decode_dossier, decode_dossier_row, encode_dossier
 from tests.support.oracle import batch_row_counts
@@ -45,3 +46,17 @@ def test_both_formats_decode_to_the_same_events_and_contribution() -> None:
         assert old.contribution_by_day is None  # computed when first needed
         assert old.contribution() == new.contribution() == row_day_counts_of_applied(a.event for a in new.applied)
         assert encode_dossier(old) == row
+
+
+def test_the_reconcile_summary_reads_both_formats() -> None:
+    events = faulty_stream(4, dossiers=30)
+    stores = journaled_stores()
+    StateApplier(stores).apply_batch(events)
+    periods = {p for item in events for p in periods_at(item.event.occurred_at_us)}
+    summaries = 0
+    for key, row in stores.dossiers.data.items():  # type: ignore[attr-defined]
+        for period in periods:
+            summary = dossier_summary(key, row, period)
+            assert summary == dossier_summary(key, _as_format_1(row), period)
+            summaries += summary is not None
+    assert summaries > 30
