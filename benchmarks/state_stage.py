@@ -74,6 +74,7 @@ def main() -> int:
         for partition, payload in payloads:
             message = SimpleNamespace(message=SimpleNamespace(partition=partition))
             _current_event.set(lambda message=message: message)  # the agent's current event
+            changelog.partition = partition  # how the state stage names it since issue 18 item 9
             applier.apply_batch(decode_batch(payload))
             if write_stores is not None:
                 write_stores(changelog.pending)
