@@ -124,7 +124,9 @@ class ProfileSimulation:
                 raise ConfigError("the period must be a year, quarter or month")
             self.start_us = _local_midnight_us(period.first_day)
             self.end_us = _local_midnight_us(period.last_day + timedelta(days=1))
-        self._now_us = us_of(datetime.now(timezone.utc)) // US_PER_S * US_PER_S  # nothing is dated after it is made
+        # Nothing is dated after it is made, nor after the window (a window ending "now" was
+        # read from the clock before this one).
+        self._now_us = min(us_of(datetime.now(timezone.utc)) // US_PER_S * US_PER_S, self.end_us)
         self._senders: dict[tuple[str, date], str | None] = {}
         self.days = self._window_days()
         units = [u.code for u in self.calibration.units if u.code not in self.calibration.silent]
@@ -322,7 +324,7 @@ class ProfileSimulation:
                                                      counted=False)
                     last = dossier.events[-1]["_at"]
                     # Up to ten days later, but never in the future (a window ending now).
-                    void_at = min(last + rng.randrange(US_PER_HOUR, 10 * US_PER_DAY), max(last + US_PER_S, self._now_us))
+                    void_at = min(last + rng.randrange(US_PER_HOUR, 10 * US_PER_DAY), max(last + 1, self._now_us))
                     self._event(dossier, "voided", void_at)
                 else:
                     dossier = self._open_dossier(rng, unit, dossier_id, at, withdrawn=kind == "withdrawn")
