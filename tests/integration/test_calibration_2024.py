@@ -10,17 +10,15 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from streams.domain.events import parse_event
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
-from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.security.keyring_file import signing_keyring
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_maintenance
 from streams.sinks.keys import RedisKeys
 from tests.support.cli import emc
-from tests.support.oracle import batch_counts, nonzero
+from tests.support.oracle import accepted_events, batch_counts, nonzero
 from tests.support.published_figures import PUBLISHED_2024
 from tests.support.signing import with_signatures
 from tests.support.waiting import wait_until
@@ -44,14 +42,7 @@ def settings(settings, tmp_path):  # every event signed, and signatures enforced
 def test_2024_profile_through_the_pipeline_gives_the_2024_bulletin(settings, start_worker, redis_client) -> None:
     simulation = ProfileSimulation(CONFIG, REGISTRY)
     messages = list(simulation.messages())
-    valid = []
-    for message in messages:
-        try:
-            event = parse_event(message.value, message.key)
-        except InvalidEvent:
-            continue
-        if event.agency_code in REGISTRY:
-            valid.append(event)
+    valid = accepted_events(messages, (agency.code for agency in REGISTRY))
     expected = {key: row for key, row in batch_counts(valid).items() if len(key[1]) == 4}  # year rows
     assert len(messages) < 40_000 and len(expected) > 60
 

@@ -12,15 +12,13 @@ from datetime import timedelta
 import pytest
 
 from streams.domain.catalogue import Catalogue
-from streams.domain.events import parse_event
 from streams.domain.registry import Registry
 from streams.domain.snapshot import counts_from_hash
-from streams.errors import InvalidEvent
 from streams.kafka.producer import EventProducer
 from streams.simulation.profile import ProfileConfig, ProfileSimulation
 from streams.simulation.traffic import declare_catalogue
 from streams.sinks.keys import RedisKeys
-from tests.support.oracle import batch_counts, nonzero
+from tests.support.oracle import accepted_events, batch_counts, nonzero
 from tests.support.published_figures import (
     PUBLISHED_2025_04,
     PUBLISHED_2025_04_NATIONAL_PORTAL,
@@ -44,14 +42,7 @@ RATES = {"full_online_procedures_rate": PUBLISHED_2025_04_PROCEDURES["full_onlin
 def test_2025_profile_through_the_pipeline_gives_the_april_2025_table(settings, start_worker, redis_client) -> None:
     simulation = ProfileSimulation(CONFIG, REGISTRY)
     messages = list(simulation.messages())
-    valid = []
-    for message in messages:
-        try:
-            event = parse_event(message.value, message.key)
-        except InvalidEvent:
-            continue
-        if event.agency_code in REGISTRY:
-            valid.append(event)
+    valid = accepted_events(messages, (agency.code for agency in REGISTRY))
     catalogue = Catalogue.of(simulation.catalogue())
     expected = {key: row for key, row in batch_counts(valid, catalogue).items() if key[1] == "2025-04"}
     assert len(messages) < 25_000 and len(expected) == len(simulation.plan.units)

@@ -61,9 +61,9 @@ def nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {f: int(v) for f, v in counts.items() if int(v)}
 
 
-def batch_counts_of_messages(messages: Iterable, known_agencies: Iterable[str]) -> Expected:
-    """`batch_counts` of the messages (objects with `key` and `value`, or (key, value) pairs)
-    that a worker accepts: valid events of agencies in the registry, in input order."""
+def accepted_events(messages: Iterable, known_agencies: Iterable[str]) -> list[DossierEvent]:
+    """The messages (objects with `key` and `value`, or (key, value) pairs) that a worker
+    accepts: valid events of agencies in the registry, in input order."""
     from streams.domain.events import parse_event
     from streams.errors import InvalidEvent
 
@@ -77,4 +77,9 @@ def batch_counts_of_messages(messages: Iterable, known_agencies: Iterable[str]) 
             continue
         if event.agency_code in known:
             valid.append(event)
-    return batch_counts(valid)
+    return valid
+
+
+def batch_counts_of_messages(messages: Iterable, known_agencies: Iterable[str]) -> Expected:
+    """`batch_counts` of the messages a worker accepts (`accepted_events`)."""
+    return batch_counts(accepted_events(messages, known_agencies))

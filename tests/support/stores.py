@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from streams.worker.state import StateStores
+from streams.worker.state import StateStores, read_counter_row
+from tests.support.oracle import nonzero
 
 
 class RecordingStore:
@@ -64,3 +65,16 @@ class JournaledStore(RecordingStore):
 def journaled_stores() -> StateStores:
     """The five stores of a worker, each a JournaledStore."""
     return StateStores(JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore(), JournaledStore())
+
+
+def all_counts(stores: StateStores) -> dict[tuple[str, str], dict[str, int]]:
+    """Every nonzero count of the counter rows and of the procedure rows (per-procedure
+    counts), by (agency, period): what `batch_row_counts` computes from the events."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for store in (stores.counters, stores.procedures):
+        for key in store.keys():  # type: ignore[attr-defined]
+            agency, period = key.split("\x1f", 1)
+            counts = nonzero(read_counter_row(store, agency, period).counts)
+            if counts:
+                found.setdefault((agency, period), {}).update(counts)
+    return found

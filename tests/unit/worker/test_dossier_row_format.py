@@ -12,8 +12,7 @@ from streams.worker.codec import event_to_wire
 from streams.worker.state import DOSSIER_ROW_FORMAT_2, StateApplier, decode_dossier, decode_dossier_row, encode_dossier
 from tests.support.oracle import batch_row_counts
 from tests.support.simulated import faulty_stream
-from tests.support.stores import journaled_stores
-from tests.unit.worker.test_state_exactness import _all_counts
+from tests.support.stores import all_counts, journaled_stores
 
 
 def _as_format_1(row: bytes) -> bytes:
@@ -31,7 +30,7 @@ def test_a_state_written_in_format_1_goes_on_counting_exactly(seed: int) -> None
         stores.dossiers.data[key] = _as_format_1(row)  # type: ignore[attr-defined]
     upgraded = StateApplier(stores)  # the new release, restarted on the old state
     upgraded.apply_batch(events[third:])  # a replay of delivered events, then new ones
-    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
+    assert all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 def test_both_formats_decode_to_the_same_events_and_contribution() -> None:

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from streams.worker.codec import SourcedEvent, encode_batch
 from streams.worker.sequence import Applied, SequencedStateStage, position_key
-from streams.worker.state import StateApplier, StateStores, read_counter_row
-from tests.support.oracle import batch_row_counts, nonzero
+from streams.worker.state import StateApplier, StateStores
+from tests.support.oracle import batch_row_counts
 from tests.support.simulated import faulty_stream
-from tests.support.stores import journaled_stores
+from tests.support.stores import all_counts, journaled_stores
 
 
 class Rows:
@@ -70,17 +70,6 @@ def _batch_topic(events: list[SourcedEvent], partitions: int, batch_size: int) -
     return topic
 
 
-def _counts(stores: StateStores) -> dict[tuple[str, str], dict[str, int]]:
-    found: dict[tuple[str, str], dict[str, int]] = {}
-    for store in (stores.counters, stores.procedures):
-        for key in store.keys():  # type: ignore[attr-defined]
-            agency, period = key.split("\x1f", 1)
-            counts = nonzero(read_counter_row(store, agency, period).counts)
-            if counts:
-                found.setdefault((agency, period), {}).update(counts)
-    return found
-
-
 def _stage(stores: StateStores, topic: Topic, applied: list[Applied]) -> SequencedStateStage:
     return SequencedStateStage(StateApplier(stores), Rows(), Positions(stores), topic, applied.append)
 
@@ -111,7 +100,7 @@ def test_skipped_repeated_and_undelivered_messages_are_all_applied_once(seed: in
             await stage.catch_up(partition, len(messages))
 
     asyncio.run(consume())
-    assert _counts(stores) == batch_row_counts(e.event for e in events)
+    assert all_counts(stores) == batch_row_counts(e.event for e in events)
     for partition, messages in topic.partitions.items():
         assert stage.position(partition) == (len(messages) or None)
         # Every message was applied at least once, in offset order within its partition.
@@ -167,4 +156,4 @@ def test_a_message_of_a_partition_no_longer_held_is_left_to_its_next_owner() -> 
     asyncio.run(stage.handle(0, 0, topic.partitions[0][0]))
     assert applied == []
     assert stage.position(0) is None
-    assert _counts(stores) == {}
+    assert all_counts(stores) == {}

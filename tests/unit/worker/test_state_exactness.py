@@ -18,26 +18,14 @@ from hypothesis import strategies as st
 from streams.domain.events import parse_event
 from streams.worker.codec import SourcedEvent
 from streams.worker.state import StateApplier, StateStores, read_counter_row
-from tests.support.oracle import batch_row_counts, nonzero
+from tests.support.oracle import batch_row_counts
 from tests.support.simulated import faulty_stream
-from tests.support.stores import JournaledStore, journaled_stores
+from tests.support.stores import JournaledStore, all_counts, journaled_stores
 
 
 def _each(stores: StateStores) -> tuple[JournaledStore, ...]:
     return (stores.event_index, stores.dossiers, stores.counters, stores.agencies,  # type: ignore[return-value]
             stores.procedures)
-
-
-def _all_counts(stores: StateStores) -> dict[tuple[str, str], dict[str, int]]:
-    """Every nonzero count of the counter rows and of the procedure rows (per-procedure counts)."""
-    found: dict[tuple[str, str], dict[str, int]] = {}
-    for store in (stores.counters, stores.procedures):
-        for key in store.keys():  # type: ignore[attr-defined]
-            agency, period = key.split("\x1f", 1)
-            counts = nonzero(read_counter_row(store, agency, period).counts)
-            if counts:
-                found.setdefault((agency, period), {}).update(counts)
-    return found
 
 
 def _run_with_crashes(events: list[SourcedEvent], batch_size: int, crash_rng: random.Random, crashes: int) -> StateStores:
@@ -67,7 +55,7 @@ def test_without_crashes_the_state_equals_the_batch_computation() -> None:
     events = faulty_stream(seed=7)
     stores = journaled_stores()
     StateApplier(stores).apply_batch(events)
-    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
+    assert all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 @settings(max_examples=60, deadline=None)
@@ -75,7 +63,7 @@ def test_without_crashes_the_state_equals_the_batch_computation() -> None:
 def test_crashes_and_replays_never_change_a_count(seed: int, batch_size: int, crashes: int) -> None:
     events = faulty_stream(seed, dossiers=80)
     stores = _run_with_crashes(events, batch_size, random.Random(seed), crashes)
-    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
+    assert all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 def test_an_ingest_replay_of_delivered_batches_is_recognised() -> None:
@@ -86,7 +74,7 @@ def test_an_ingest_replay_of_delivered_batches_is_recognised() -> None:
     half = len(events) // 2
     applier.apply_batch(events[:half])
     applier.apply_batch(events[half // 2 :])  # re-delivered from an older commit, then onwards
-    assert _all_counts(stores) == batch_row_counts(e.event for e in events)
+    assert all_counts(stores) == batch_row_counts(e.event for e in events)
 
 
 def test_a_duplicate_event_id_for_another_dossier_changes_nothing() -> None:
@@ -112,7 +100,7 @@ def test_void_in_any_order_removes_the_dossier_everywhere(order: str) -> None:
     raw = [void, received, returned] if order == "void_first" else [received, returned, void]
     stores = journaled_stores()
     StateApplier(stores).apply_batch(SourcedEvent(0, i, parse_event(r)) for i, r in enumerate(raw))
-    assert _all_counts(stores) == {}
+    assert all_counts(stores) == {}
 
 
 class LocalAndChangelog:
@@ -165,4 +153,4 @@ def test_rows_a_crash_kept_only_in_the_local_store_reach_the_changelog_on_the_re
         for store in each:
             store.send()  # type: ignore[attr-defined]
     moved = StateStores(*(store.restored() for store in each))  # type: ignore[attr-defined]
-    assert _all_counts(moved) == batch_row_counts(e.event for e in events)
+    assert all_counts(moved) == batch_row_counts(e.event for e in events)
