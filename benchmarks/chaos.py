@@ -85,9 +85,9 @@ class Load(threading.Thread):
         for n, message in enumerate(simulate(self.config)):
             if self.stopping.is_set():
                 break
-            due = started + n / self.rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            wait = started + n / self.rate - time.monotonic()
+            if wait > 0:  # read the clock once: between two reads the wait can turn negative
+                time.sleep(wait)
             self.send(message.key, message.value)
 
     def finish(self) -> None:
