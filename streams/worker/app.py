@@ -480,8 +480,14 @@ async def _measure(worker: Worker, probe: HighwaterProbe, seen: _Seen) -> dict[t
     """(stage, topic, partition) -> Progress of every partition this worker consumes."""
     settings, app = worker.settings, worker.app
     await probe.ping()  # what is measured below may be cached: first, does the broker answer?
+    # An input partition waiting while the stage delivers others is starved, not stalled: on a
+    # slow broker one fetch of 20,000 records took over a minute to deliver (S3-backed Tansu,
+    # benchmarks/chaos.py). So an ingest partition advances when its position moves or the
+    # stage completes any delivery (both only grow, so their sum grows with either).
+    delivered = worker.ingest.stats.delivered
     progress: dict[tuple[str, str, int], Progress] = {
-        ("ingest", settings.input_topic, partition): p for partition, p in worker.ingest.stats.progress.items()
+        ("ingest", settings.input_topic, partition): Progress(done=p.done + delivered, lag=p.lag)
+        for partition, p in worker.ingest.stats.progress.items()
     }
     restoring = faust_transport.changelog_restore_progress(app)
     for (topic, partition), (offset, lag) in restoring.items():

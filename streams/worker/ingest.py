@@ -108,6 +108,7 @@ class IngestStats:
     # input partition -> (next offset to deliver, messages behind it), for the lag gauge and
     # the stall detector
     progress: dict[int, Progress] = field(default_factory=dict)
+    delivered: int = 0  # deliveries acknowledged since start: the stage as a whole advancing
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -245,6 +246,7 @@ class IngestStage:
                     ))
             commit[tp] = messages[-1].offset + 1
         await asyncio.gather(*pending)
+        self.stats.delivered += 1
         for letter in letters:  # counted once the dead-letter topic has acknowledged it
             self._on_dead_letter(letter)
         try:
