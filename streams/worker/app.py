@@ -342,6 +342,7 @@ def _record(worker: Worker, outcome: BatchOutcome) -> None:
 
 PROGRESS_INTERVAL_S = 1.0
 PROGRESS_TIMEOUT_S = 5.0
+OUTAGE_AFTER_UNMEASURED = 3  # failed measurements in a row that make an outage
 
 
 async def _watch_progress(worker: Worker) -> None:
@@ -352,6 +353,7 @@ async def _watch_progress(worker: Worker) -> None:
     probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress", aiokafka_security(settings))
     seen = _Seen()
     reported: set[PartitionKey] = set()
+    unmeasured = 0  # rounds in a row whose measurement failed
     catch_up_watch = ProgressWatch(CATCH_UP_AFTER_S)
     catching_up: dict[int, asyncio.Task] = {}
     try:
@@ -363,11 +365,16 @@ async def _watch_progress(worker: Worker) -> None:
                 progress = await asyncio.wait_for(_measure(worker, probe, seen), PROGRESS_TIMEOUT_S)
             except (KafkaError, OSError, asyncio.TimeoutError) as exc:
                 # The broker does not answer: that is an outage (logged once by the outage
-                # filter), not a stall; judge progress afresh once it answers again.
+                # filter), not a stall; judge progress afresh once it answers again. One slow
+                # answer is not an outage: forgetting on it let a stall that the broker's slow
+                # answers interrupt now and then never reach its bound.
                 log.debug("progress not measured: %r", exc)
-                watch.forget()
-                worker.health.update(stalled={})
+                unmeasured += 1
+                if unmeasured >= OUTAGE_AFTER_UNMEASURED:
+                    watch.forget()
+                    worker.health.update(stalled={})
                 continue
+            unmeasured = 0
             worker.outage_log.broker_answered()
             worker.consumer_lag = {(topic, partition): p.lag for (_, topic, partition), p in progress.items()}
             worker.state_lag = {partition: p.lag for (stage, _, partition), p in progress.items() if stage == "state"}
