@@ -70,7 +70,13 @@ def ensure_compose() -> None:
 
 def local(args: list[str]) -> int:
     python = ensure_venv("local")
-    return subprocess.call([python, "-m", "streams.cli", "local", *args])
+    child = subprocess.Popen([python, "-m", "streams.cli", "local", *args])
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached `emc local` too (same process group): let it stop its broker, Redis
+        # and worker and report, instead of printing this script's traceback over its output.
+        return child.wait()
 
 
 def test(args: list[str]) -> int:
