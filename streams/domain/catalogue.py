@@ -31,7 +31,7 @@ change applies from its `valid_from`: to the periods whose last day is on or aft
 
 Indicator 1 needs no dossier: an agency whose catalogue has procedures in force at a month's,
 quarter's or year's last day has figures for that period even when it received nothing in it
-(`in_force_pairs`; the workers publish them for the periods they have figures for).
+(`in_force_pairs`; the workers publish them for every period any worker has figures for).
 
 Indicator 1 is full_online_procedures_in_force / procedures_in_force, indicator 2
 full_online_procedures_with_online_dossiers / procedures_with_dossiers. Procedures belong to

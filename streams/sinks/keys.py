@@ -50,6 +50,12 @@ class RedisKeys:
         """A random token set once per Redis data set: it changes when Redis lost its keys."""
         return self._key("instance")
 
+    @property
+    def periods_with_figures(self) -> str:
+        """Set of the months, quarters and years any worker has written an agency hash for: the
+        periods whose catalogue-only hashes (indicator 1 without dossiers) every worker writes."""
+        return self._key("periods-with-figures")
+
     # -- rankings (streams/sinks/redis_rankings.py) ------------------------------------------
     def ranking(self, block: str, period: str, view: str = AS_WAS) -> str:
         """JSON ranking of a block in a view (as-was or restated)."""

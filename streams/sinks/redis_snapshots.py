@@ -29,13 +29,14 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from streams.domain.catalogue import Catalogue, catalogue_only_periods, in_force_pairs
 from streams.domain.finality import EVENT_COUNT_FIELDS
 from streams.domain.indicators import INDICATORS
 from streams.domain.instants import now_rfc3339, rfc3339_utc, utc_datetime_of_us
 from streams.domain.registry import NATIONAL, SCOPES, Registry
 from streams.domain.snapshot import SNAPSHOT_COUNT_FIELDS, counts_from_hash
 from streams.settings import Settings
-from streams.sinks.keys import RedisKeys
+from streams.sinks.keys import RedisKeys, as_text
 from streams.sinks.redis_outage import RedisOutageLog
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,11 @@ class SnapshotPublisher:
         self.block_counts: dict[tuple[str, str], dict[str, int]] = {}  # (block, period) -> counts
         self._instance: bytes | None = None  # the instance token this worker last wrote under
         self._replaced = False
+        # Issue 14, indicator 1 without dossiers: the months, quarters and years any worker has
+        # written a hash for (the shared set, as last read), and those whose catalogue-only rows
+        # this worker has marked for its agencies.
+        self.periods_with_figures: set[str] = set()
+        self._catalogue_periods: set[str] = set()
 
     @property
     def client(self) -> aioredis.Redis:
@@ -195,6 +201,27 @@ class SnapshotPublisher:
     def dirty_periods(self) -> set[str]:
         """The periods of the rows waiting to be written."""
         return {period for _, period in self._dirty}
+
+    def mark_catalogue_only_rows(self, catalogue: Catalogue, owned_agencies: Iterable[str], current: Iterable[str]) -> None:
+        """Indicator 1 needs no dossier (issue 14): an owned agency with procedures in force
+        gets its hash for every month, quarter and year the cluster has figures for (this
+        worker's rows, and the shared `periods-with-figures` set that every worker adds the
+        periods of its rows to) and the `current` ones, even when it received nothing then and
+        its partitions hold no row of that period. Marks each period once (until `forget_...`)."""
+        seen = catalogue_only_periods(self.dirty_periods() | self.periods_with_figures | set(current))
+        fresh = seen - self._catalogue_periods
+        if fresh:
+            self._catalogue_periods |= fresh
+            self.mark_dirty(in_force_pairs(catalogue, self._registry, owned_agencies, fresh))
+
+    def remark_catalogue_only_rows(self, agencies: Iterable[str]) -> None:
+        """Their catalogue changed: indicator 1 appears, changes or (nothing left in force)
+        the hash goes, in every period marked so far."""
+        self.mark_dirty((agency, period) for agency in agencies for period in self._catalogue_periods)
+
+    def forget_catalogue_only_rows(self) -> None:
+        """New partitions: their agencies' catalogue-only rows are marked again, every period."""
+        self._catalogue_periods = set()
 
     def forget_dirty_except(self, owned_agencies: set[str]) -> None:
         """Drop dirty rows of agencies this worker no longer owns.
@@ -281,6 +308,15 @@ class SnapshotPublisher:
                     # it (e.g. a restarted redis-server), instead of failing with NOSCRIPT.
                     await self._write_script(keys=keys, args=args, client=pipe)
                 await pipe.execute()
+        # After the hashes (a period is listed once a hash of it may exist), and whatever this
+        # worker wrote: the other workers' catalogue-only hashes of these periods follow.
+        periods = catalogue_only_periods({period for _, period in dirty})
+        async with self._client.pipeline(transaction=False) as pipe:
+            if periods:
+                pipe.sadd(self.keys.periods_with_figures, *sorted(periods))
+            pipe.smembers(self.keys.periods_with_figures)
+            listed = (await pipe.execute())[-1]
+        self.periods_with_figures = {as_text(period) for period in listed}
 
     def _block_of(self, agency: str) -> str:
         known = self._registry.get(agency)

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams.domain.catalogue import Catalogue, catalogue_only_periods, in_force_pairs
+from streams.domain.catalogue import Catalogue
 from streams.domain.control import ControlState, agency_control_fields
 from streams.domain.instants import us_of
 from streams.domain.periods import WINDOWS, current_periods, today_local
@@ -107,7 +107,6 @@ class Worker:
     control_publisher: ControlPublisher | None = None
     catalogue: CatalogueFeed | None = None  # the procedure catalogue, from the whole catalogue topic
     published_catalogue: Catalogue = field(default_factory=Catalogue)  # the one the snapshots were written with
-    catalogue_periods: set[str] = field(default_factory=set)  # periods whose catalogue-only rows are marked
     stopping: bool = False  # a stop was asked for: tasks ending now are not failures
     # batch partition -> offset after the last batch message the agent applied
     applied_offsets: dict[int, int] = field(default_factory=dict)
@@ -552,7 +551,7 @@ async def _tick(worker: Worker) -> None:
 
     now = datetime.now(timezone.utc)
     periods = current_periods(now)
-    _mark_catalogue_only_rows(worker, publisher, catalogue, periods)
+    publisher.mark_catalogue_only_rows(catalogue, worker.owned_agencies(), periods.values())
     readings = _read_agencies(worker, control, catalogue, now, periods)
     docs = {}
     for reading in readings:
@@ -596,7 +595,7 @@ async def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: f
                     worker.in_sync = False  # a rebalance began mid-scan: scan again on a later tick
                     return
         publisher.mark_dirty(pair for pair in rows if pair[0] in owned_agencies)
-        worker.catalogue_periods = set()  # and the agencies with a catalogue but no rows
+        publisher.forget_catalogue_only_rows()  # and the agencies with a catalogue but no rows
         worker.in_sync = True
         log.info("owning state partitions %s (%d agencies)", sorted(owned), len(owned_agencies))
     publisher.forget_dirty_except(set(worker.owned_agencies()))
@@ -612,21 +611,7 @@ def _republish_catalogue_changes(worker: Worker, publisher: SnapshotPublisher, c
     if changed:
         rows = [split_counter_key(k) for k in worker.stores.counters.keys()]  # type: ignore[attr-defined]
         publisher.mark_dirty(pair for pair in rows if pair[0] in changed)
-        # Their periods without dossiers too: indicator 1 appears, changes or (nothing left in
-        # force) the hash goes.
-        publisher.mark_dirty((agency, period) for agency in changed for period in worker.catalogue_periods)
-
-
-def _mark_catalogue_only_rows(worker: Worker, publisher: SnapshotPublisher, catalogue: Catalogue,
-                              periods: dict[str, str]) -> None:
-    """Indicator 1 needs no dossier (issue 14): an owned agency with procedures in force gets
-    its hash for each month, quarter and year this worker has figures for (the periods of its
-    rows, as they come) and the current ones, even when it received nothing in it."""
-    seen = catalogue_only_periods(publisher.dirty_periods() | set(periods.values()))
-    fresh = seen - worker.catalogue_periods
-    if fresh:
-        worker.catalogue_periods |= fresh
-        publisher.mark_dirty(in_force_pairs(catalogue, worker.registry, worker.owned_agencies(), fresh))
+        publisher.remark_catalogue_only_rows(changed)  # their periods without dossiers too
 
 
 def _read_agencies(worker: Worker, control: ControlState, catalogue: Catalogue, now: datetime,

@@ -4,16 +4,22 @@ hashes and /metrics; a level change and a void restate them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
+from streams.domain.catalogue import Catalogue, LevelChange, Procedure
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
+from streams.sinks.keys import RedisKeys
+from streams.sinks.redis_snapshots import SnapshotPublisher
 from tests.support.cli import emc
 from tests.support.events import rfc3339, wire_event
 from tests.support.metrics import sample_values
@@ -160,3 +166,47 @@ def test_an_agency_with_a_catalogue_and_no_dossiers_has_indicator_1(settings, st
     emc(settings, "catalogue", "withdraw", c, "3.002", "--erase")
     assert [p["procedure_code"] for p in json.loads(emc(settings, "catalogue", "list", "--agency", c, "--format", "json").stdout)] \
         == ["3.001"]
+
+
+def test_every_worker_writes_indicator_1_without_dossiers_for_the_periods_any_worker_has(settings, redis_client) -> None:
+    """Two workers' snapshot publishers on one Redis: X's owner has X's rows of March 2024,
+    Y's owner holds no row of that period at all. Y still gets its catalogue-only hashes for
+    the month, quarter and year (through the shared `periods-with-figures` set), not for the
+    day, and the block sums count both; publishing them again changes nothing."""
+    x, y = [a.code for a in REGISTRY.valid_on(date(2024, 3, 31)) if a.block == "province" and a.is_valid_on(TODAY)][:2]
+    catalogue = Catalogue.of([Procedure(y, code, "Đăng ký kết hôn", (LevelChange(date(2024, 1, 1), level),))
+                              for code, level in (("3.001", "full_online"), ("3.002", "partial_online"), ("3.003", "not_online"))])
+    x_counts = {"received": 3, "resolved": 2, "full_online": 1}
+    keys = RedisKeys(settings.redis_prefix)
+    now = current_periods(datetime.now(UTC))
+    current = [now["day"], now["month"], now["quarter"], now["year"]]
+
+    def read_counts(agency: str, period: str) -> dict[str, int]:  # what the tables hold: X's rows only
+        return {**(x_counts if agency == x else {}), **catalogue.figures(agency, period, {})}
+
+    async def run() -> None:
+        owners = [SnapshotPublisher(replace(settings, worker_name=f"w{n}"), REGISTRY, aioredis.Redis.from_url(settings.redis_url))
+                  for n in range(2)]
+        x_owner, y_owner = owners
+        try:
+            x_owner.mark_dirty([(x, "2024-03-15"), (x, "2024-03"), (x, "2024-Q1"), (x, "2024")])
+            assert await x_owner.flush(read_counts, {}, None)
+            for _ in range(2):  # a tick learns the periods, the next writes them
+                y_owner.mark_catalogue_only_rows(catalogue, [y], current)
+                assert await y_owner.flush(read_counts, {}, None)
+            before = {p: redis_client.hgetall(keys.block("province", p)) for p in ("2024-03", "2024-Q1", "2024")}
+            y_owner.forget_catalogue_only_rows()  # a rebalance: marked and written again, idempotent
+            y_owner.mark_catalogue_only_rows(catalogue, [y], current)
+            assert await y_owner.flush(read_counts, {}, None)
+            assert {p: redis_client.hgetall(keys.block("province", p)) for p in before} == before
+        finally:
+            for owner in owners:
+                await owner.client.aclose()
+
+    asyncio.run(run())
+    assert redis_client.smembers(keys.periods_with_figures) == {"2024-03", "2024-Q1", "2024", *current[1:]}  # no day
+    for period in ("2024-03", "2024-Q1", "2024", now["month"]):
+        assert redis_client.hmget(keys.agency(y, period), ["procedures_in_force", "full_online_procedures_in_force"]) == ["3", "1"], period
+    assert not redis_client.exists(keys.agency(y, "2024-03-15")) and not redis_client.exists(keys.agency(y, now["day"]))
+    province = redis_client.hgetall(keys.block("province", "2024-03"))
+    assert (province["resolved"], province["procedures_in_force"], province["full_online_procedures_rate"]) == ("2", "3", "0.333333")
