@@ -273,6 +273,39 @@ def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
     return parts
 
 
+def even_split(total: int, weights: Sequence[float], phase: float) -> list[int]:
+    """`total` split in proportion to `weights` by rounding the running share (systematic
+    sampling): the parts add up to `total` exactly, and every part and every running sum of
+    parts is within one of its exact share. Unlike the largest remainder, whose ties all go to
+    the first items, a run of equal weights gets its extras evenly spaced along it; `phase`
+    (in [0, 1)) says where they fall, so that units given different phases do not all round
+    the same items up."""
+    if not 0.0 <= phase < 1.0:
+        raise InvariantError(f"phase {phase} outside [0, 1)")
+    weight_sum = sum(weights)
+    if total == 0 or weight_sum <= 0:
+        return [0] * len(weights)
+    parts = []
+    running = 0.0
+    done = 0
+    for index, weight in enumerate(weights):
+        running += weight
+        # The last bound is the total itself: a float running share may fall short of it.
+        bound = total if index == len(weights) - 1 else min(total, math.floor(total * running / weight_sum + phase))
+        parts.append(bound - done)
+        done = bound
+    return parts
+
+
+def unit_phase(index: int) -> float:
+    """The rounding phase of the `index`-th unit for `even_split`: the golden-ratio sequence,
+    which spreads any number of units evenly over [0, 1)."""
+    return (index * _GOLDEN) % 1.0
+
+
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
 def _keep_block_shares(calibration: Calibration, units: list[UnitCalibration], wanted: dict[str, float],
                        resolved: dict[str, int]) -> None:
     share = calibration.ministry_share()

@@ -21,7 +21,7 @@ from streams.domain.instants import US_PER_DAY, US_PER_HOUR, US_PER_S, VN_FIXED_
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
 from streams.errors import ConfigError
-from streams.simulation.calibration import Calibration, Plan, largest_remainder, plan
+from streams.simulation.calibration import Calibration, Plan, UnitPlan, even_split, plan, unit_phase
 from streams.simulation.procedures import Month, MonthQuota, ProcedureDraw, ProcedurePlan, plan_procedures
 from streams.simulation.simulator import SimMessage
 
@@ -200,16 +200,22 @@ class ProfileSimulation:
 
     def _month_split(self) -> dict[str, list[tuple[date, int, int]]]:
         """unit -> [(day, resolved, fully online)]: resolved dossiers spread over the unit's active
-        days by day weight, the fully-online quota over months in proportion (both exact)."""
+        days by day weight, the fully-online quota over months in proportion (both exact).
+
+        Both splits round evenly (`even_split`), each unit with its own phase: a small unit has
+        fewer dossiers than days, and a split whose ties go to the earliest days would pile them
+        onto the start of a long window, so that a month of a whole-year run would not have the
+        mix of units (nor the rates) of a run of that month alone."""
         split: dict[str, list[tuple[date, int, int]]] = {}
-        for unit in self.plan.units:
+        for index, unit in enumerate(self.plan.units):
+            phase = unit_phase(index)
             days = self._active_days[unit.code]
-            per_day = largest_remainder(unit.resolved, [w for _, w in days])
+            per_day = even_split(unit.resolved, [w for _, w in days], phase)
             months: dict[tuple[int, int], int] = {}
             for (day, _), n in zip(days, per_day):
                 months[(day.year, day.month)] = months.get((day.year, day.month), 0) + n
             month_keys = sorted(months)
-            month_full = dict(zip(month_keys, largest_remainder(unit.full_online, [months[k] for k in month_keys])))
+            month_full = dict(zip(month_keys, even_split(unit.full_online, [months[k] for k in month_keys], phase)))
             rows = []
             for (day, _), n in zip(days, per_day):
                 if n:
@@ -220,6 +226,16 @@ class ProfileSimulation:
                     rows.append((day, n, take))
             split[unit.code] = rows
         return split
+
+    def month_plan(self, month: Month) -> Plan:
+        """The plan of one month of the window (year, month): each unit's resolved and
+        fully-online dossiers in it (the same counts as the traffic of that month)."""
+        units = []
+        for unit in self.plan.units:
+            rows = [(n, full) for day, n, full in self._months[unit.code] if (day.year, day.month) == month]
+            if rows:
+                units.append(UnitPlan(unit.code, unit.block, sum(n for n, _ in rows), sum(f for _, f in rows)))
+        return Plan(tuple(units))
 
     def _month_volumes(self) -> dict[Month, dict[str, tuple[int, int]]]:
         """month -> unit -> (resolved dossiers, of which received online), as planned."""

@@ -102,6 +102,16 @@ def test_2024_profile_gives_the_published_2024_figures(lean: bool) -> None:
     assert set(out.dead) == {"not_json", "schema", "unknown_agency", "key_mismatch"}
 
 
+def test_each_month_of_the_2024_year_is_exactly_its_plan() -> None:
+    """The month plans (tests/unit/simulation/test_month_split.py checks their rates) are what
+    the year's traffic gives each month, through the noise."""
+    sim, out = run("2024", lean=False)
+    for month in ((2024, 4), (2024, 12)):
+        planned = sim.month_plan(month)
+        assert out.rates(f"{month[0]}-{month[1]:02d}") == {u.code: (u.full_online, u.resolved) for u in planned.units}
+        assert len(planned.units) > 60
+
+
 def test_2024_hue_is_disconnected_for_its_maintenance_stretch() -> None:
     sim, out = run("2024", lean=False)
     stretch = next(m for m in sim.calibration.maintenance if m.agency == "T46")
