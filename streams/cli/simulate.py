@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
           f"(ministries {simulation.plan.rate('ministry'):.2%}, provinces {simulation.plan.rate('province'):.2%})",
           file=sys.stderr)
     reference = simulation.calibration.reference_period.text
+    if len(reference) == 7:  # a published month: what this run gives it, in a longer window too
+        month, calibration = simulation.month_plan((int(reference[:4]), int(reference[5:7]))), simulation.calibration
+        if month.units and calibration.national_rate is not None:
+            print(f"  {reference}: 3. fully-online dossiers: {month.rate():.2%} (ministries {month.rate('ministry'):.2%}, "
+                  f"provinces {month.rate('province'):.2%}); published {calibration.national_rate:.2%} "
+                  f"({calibration.block_rates['ministry']:.2%}, {calibration.block_rates['province']:.2%})", file=sys.stderr)
     for line in procedure_plan_lines(simulation, reference) if len(reference) == 7 else ():
         print(f"  {reference}: {line}", file=sys.stderr)
     pacer = Pacer(args.rate, args.speedup, window=(simulation.start_us, simulation.end_us))

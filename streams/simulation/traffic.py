@@ -50,12 +50,6 @@ def procedure_plan_lines(simulation: ProfileSimulation, month: str) -> list[str]
     if not any(key in unit.months for unit in plan.units.values()):
         return []  # the month is outside the window
     lines = []
-    headline = simulation.month_plan(key)
-    if calibration.national_rate is not None and headline.units:
-        rates = {block: headline.rate(block) or 0.0 for block in (None, "ministry", "province")}
-        lines.append(f"3. fully-online dossiers: {rates[None]:.2%} (ministries {rates['ministry']:.2%}, provinces "
-                     f"{rates['province']:.2%}); published {calibration.national_rate:.2%} "
-                     f"({calibration.block_rates['ministry']:.2%}, {calibration.block_rates['province']:.2%})")
     for name, numerator, denominator, title in (
             ("full_online_procedures", "full_online_procedures_in_force", "procedures_in_force", "1. full-online procedures"),
             ("full_online_procedures_used", "full_online_procedures_with_online_dossiers", "procedures_with_dossiers",
