@@ -156,25 +156,36 @@ def _row_label(metric: dict[str, str]) -> str:
     return " · ".join(v for k, v in sorted(metric.items()) if k not in ("__name__", "job", "instance", "window"))
 
 
-def _matrix(ax: Axes, options: dict[str, str], unit: str, rows: list[tuple[dict[str, str], float]]) -> None:
-    """A grouping-to-matrix table as grouped bars: a group per column value, a bar per row value."""
+def _matrix(ax: Axes, options: dict[str, str], unit: str, rows: list[tuple[dict[str, str], float]], room: int) -> None:
+    """A grouping-to-matrix table as grouped bars: a group per column value, a bar per row value;
+    with more row values than colours (a row per agency), a group per row value instead, a bar
+    per column value, the first `room` rows and how many more (Grafana scrolls the table)."""
     row_values = sorted({m[options["rowField"]] for m, _ in rows})
     column_values = sorted({m[options["columnField"]] for m, _ in rows})
     cells = {(m[options["rowField"]], m[options["columnField"]]): v for m, v in rows}
-    width = 0.8 / len(row_values)
-    for i, row in enumerate(row_values):
-        xs = [c + i * width for c in range(len(column_values))]
-        values = [cells.get((row, column), 0.0) for column in column_values]
-        bars = ax.bar(xs, values, width=width * 0.9, align="edge", color=SERIES[i % len(SERIES)], label=row)
-        for bar, column in zip(bars, column_values):
-            if (row, column) in cells:
-                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), format_value(cells[(row, column)], unit, 0),
-                        ha="center", va="bottom", fontsize=6.5, color=COLORS["text"])
-    ax.set_xticks([c + 0.4 for c in range(len(column_values))], column_values, fontsize=8)
+    transposed = len(row_values) > len(SERIES)
+    groups, bars_per_group = (row_values[:room], column_values) if transposed else (column_values, row_values)
+    width = 0.8 / len(bars_per_group)
+    for i, bar_value in enumerate(bars_per_group):
+        xs = [g + i * width for g in range(len(groups))]
+        keys = [(group, bar_value) if transposed else (bar_value, group) for group in groups]
+        bars = ax.bar(xs, [cells.get(key, 0.0) for key in keys], width=width * 0.9, align="edge",
+                      color=SERIES[i % len(SERIES)], label=bar_value)
+        for bar, key in zip(bars, keys):
+            if key in cells:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), format_value(cells[key], unit, 0),
+                        ha="center", va="bottom", fontsize=5.5 if transposed else 6.5, color=COLORS["text"])
+    if transposed:
+        ax.set_xticks([g + 0.4 for g in range(len(groups))], groups, fontsize=7)  # agency codes: names would overlap
+        if len(row_values) > room:
+            ax.text(0.99, 0.97, f"... and {len(row_values) - room} more (Grafana scrolls)", transform=ax.transAxes,
+                    ha="right", va="top", color=COLORS["muted"], fontsize=7.5, style="italic")
+    else:
+        ax.set_xticks([g + 0.4 for g in range(len(groups))], groups, fontsize=8)
     ax.set_ylim(0, 1.15 if unit == "percentunit" else max(v for _, v in rows) * 1.15)
     ax.yaxis.set_major_formatter(lambda v, _: format_value(v, unit, 0))
-    ax.legend(fontsize=7, loc="upper right", ncols=len(row_values), framealpha=0.6, facecolor=COLORS["panel"],
-              edgecolor=COLORS["grid"], labelcolor=COLORS["text"])
+    ax.legend(fontsize=7, loc="upper left" if transposed else "upper right", ncols=len(bars_per_group), framealpha=0.6,
+              facecolor=COLORS["panel"], edgecolor=COLORS["grid"], labelcolor=COLORS["text"])
 
 
 def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]]) -> None:
@@ -185,14 +196,14 @@ def _table(ax: Axes, panel: dict[str, Any], results: list[list[dict[str, Any]]])
     if not rows:
         _blank(ax)
         return
+    # As many rows as the panel shows without scrolling (about 1.4 a grid unit); the rest are counted.
+    room = max(5, int(panel["gridPos"]["h"] * 1.4))
     if transformation["id"] == "groupingToMatrix":
-        _matrix(ax, transformation["options"], unit, rows)
+        _matrix(ax, transformation["options"], unit, rows, room)
         return
     hide_value = transformation["options"]["excludeByName"].get("Value", False)
     sort = panel["options"].get("sortBy") or []
     rows.sort(key=lambda r: (r[1] if sort else 0, r[0].get("name", "")), reverse=bool(sort and sort[0]["desc"]))
-    # As many rows as the panel shows without scrolling (about 1.4 a grid unit); the rest are counted.
-    room = max(5, int(panel["gridPos"]["h"] * 1.4))
     hidden_rows = len(rows) - room if len(rows) > room else 0
     if hidden_rows and not hide_value:
         rows = rows[:room - 1]

@@ -273,3 +273,26 @@ def test_png_tables_label_agency_rows_by_name_and_other_rows_by_their_labels() -
     assert _row_label({"agency": "T46", "name": "Huế", "block": "province"}) == "Huế (T46)"
     assert _row_label({"agency": "T46"}) == "T46 (T46)"
     assert _row_label({"block": "province", "indicator": "on_time", "window": "month", "job": "emc"}) == "province · on_time"
+
+
+def test_png_matrix_of_many_agencies_draws_a_group_per_agency_and_counts_the_rest() -> None:
+    """The per-agency table of the three toàn trình rates: a group of three bars per agency,
+    as many agencies as the panel shows, then how many more (a bar per agency in each of the
+    three groups would be a legend of 50 names)."""
+    from matplotlib.figure import Figure
+
+    from streams.monitoring.dashboards_png import _matrix
+
+    options = {"rowField": "name", "columnField": "indicator"}
+    rates = ("1. procedures", "2. procedures used", "3. dossiers")
+    rows = [({"name": f"Tỉnh {n:02d}", "indicator": rate}, 0.1 * (n % 10)) for n in range(12) for rate in rates]
+    ax = Figure().add_subplot()
+    _matrix(ax, options, "percentunit", rows, room=5)
+    assert len(ax.patches) == 5 * 3
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"Tỉnh {n:02d}" for n in range(5)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(rates)
+    assert any(t.get_text().startswith("... and 7 more") for t in ax.texts)
+    few = Figure().add_subplot()  # a row per block: a group per rate, a bar per block, all shown
+    _matrix(few, {"rowField": "block", "columnField": "indicator"}, "percentunit",
+            [({"block": b, "indicator": r}, 0.5) for b in ("ministry", "national", "province") for r in rates], room=5)
+    assert len(few.patches) == 9 and [t.get_text() for t in few.get_xticklabels()] == list(rates)
