@@ -62,12 +62,15 @@ from streams.worker.changelog import ChangelogWriter, RowWriter
 from streams.worker.dossier_api import ROUTE as DOSSIER_ROUTE
 from streams.worker.dossier_api import DossierEndpoint, OwnerAdvertiser, RowStore
 from streams.worker.health import (
+    EXIT_BROKER_UNREACHABLE,
     EXIT_STALLED,
     EXIT_TASK_ENDED,
+    CatchUpStreak,
     Health,
     PartitionKey,
     Progress,
     ProgressWatch,
+    Unreachable,
     exit_now,
     serve_http,
     supervised,
@@ -116,6 +119,7 @@ class Worker:
     _agency_partition: dict[str, int] = field(default_factory=dict)
     dossier_endpoint: DossierEndpoint | None = None  # GET /v1/dossiers, served by the metrics HTTP server
     owner_advertiser: OwnerAdvertiser | None = None  # the `workers` hash entries of the partitions it serves
+    catch_up_streak: CatchUpStreak = field(default_factory=lambda: CatchUpStreak(CATCH_UPS_BEFORE_EXIT))
 
     def owned_agencies(self) -> list[str]:
         return [code for code, p in self._agency_partition.items() if p in self.owned_partitions]
@@ -260,6 +264,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         worker.applied_offsets[applied.partition] = applied.offset + 1
         if applied.refilled is not None:
             worker.metrics.refilled.labels(reason=applied.refilled).inc()
+        else:  # delivered by Faust's consumer
+            worker.catch_up_streak.delivered(applied.partition)
 
     def holds(partition: int) -> bool:
         return partition in faust_transport.active_partitions(app, settings.batch_topic) and not worker.is_stopping()
@@ -352,7 +358,7 @@ async def _watch_progress(worker: Worker) -> None:
     probe = HighwaterProbe(settings.bootstrap_servers, f"{settings.app_id}-progress", aiokafka_security(settings))
     seen = _Seen()
     reported: set[PartitionKey] = set()
-    unmeasured = 0  # rounds in a row whose measurement failed
+    unreachable = Unreachable()  # rounds in a row whose measurement failed, since when
     catch_up_watch = ProgressWatch(CATCH_UP_AFTER_S)
     catching_up: dict[int, asyncio.Task] = {}
     try:
@@ -368,12 +374,20 @@ async def _watch_progress(worker: Worker) -> None:
                 # answer is not an outage: forgetting on it let a stall that the broker's slow
                 # answers interrupt now and then never reach its bound.
                 log.debug("progress not measured: %r", exc)
-                unmeasured += 1
-                if unmeasured >= OUTAGE_AFTER_UNMEASURED:
+                unreachable_s = unreachable.failed(now)
+                if unreachable.failures >= OUTAGE_AFTER_UNMEASURED:
                     watch.forget()
                     worker.health.update(stalled={})
+                if settings.stall_exit_s and unreachable_s >= settings.stall_exit_s:
+                    # A long outage ends the worker rather than leaving it retrying for ever:
+                    # its supervisor starts a clean one (fresh clients and group membership,
+                    # none of Faust's rejoined-but-never-fetching consumers), which resumes
+                    # from the committed offsets once the broker answers.
+                    exit_now(EXIT_BROKER_UNREACHABLE, "the broker has not answered, exiting for a restart",
+                             event="broker_unreachable", unreachable_s=round(unreachable_s, 1),
+                             failed_measurements=unreachable.failures, error=repr(exc))
                 continue
-            unmeasured = 0
+            unreachable.answered()
             worker.outage_log.broker_answered()
             worker.consumer_lag = {(topic, partition): p.lag for (_, topic, partition), p in progress.items()}
             worker.state_lag = {partition: p.lag for (stage, _, partition), p in progress.items() if stage == "state"}
@@ -400,6 +414,10 @@ async def _watch_progress(worker: Worker) -> None:
 # holds it and is not rebalancing, is applied from the topic past Faust's consumer
 # (streams.worker.sequence). Well above the time a loaded worker takes for one batch message.
 CATCH_UP_AFTER_S = 15.0
+# Catch-ups of one partition in a row, with no message of it delivered by Faust's consumer in
+# between, after which the worker exits (71) for a clean consumer: a consumer that never
+# delivers again is not masked for ever at ~15 s of extra latency and a warning each time.
+CATCH_UPS_BEFORE_EXIT = 4
 
 
 def _start_catch_ups(worker: Worker, stalled: dict[PartitionKey, float], seen: _Seen,
@@ -420,18 +438,23 @@ def _start_catch_ups(worker: Worker, stalled: dict[PartitionKey, float], seen: _
         log.info("Faust's consumer delivers nothing of a batch partition with lag", extra={
             "event": "consumer_not_delivering", "partition": partition, "end": end,
             "faust": _consumer_diagnostics(worker, partition)})
+        worker.catch_up_streak.caught_up(partition)
         task = asyncio.ensure_future(stage.catch_up(partition, end))
         task.add_done_callback(lambda done, p=partition: _catch_up_done(worker, p, done))
         catching_up[partition] = task
 
 
 def _catch_up_done(worker: Worker, partition: int, task: asyncio.Future) -> None:
-    if task.cancelled():
+    if task.cancelled() or worker.is_stopping():
         return
     error = task.exception()
-    if error is not None and not worker.is_stopping():
+    if error is not None:
         exit_now(EXIT_TASK_ENDED, "catching up a stalled batch partition failed, exiting for a restart",
                  event="task_ended", task="state catch-up", partition=partition, error=repr(error))
+    elif worker.catch_up_streak.exhausted(partition):
+        # Applied up to the end first, so the restarted worker has nothing of it to redo.
+        exit_now(EXIT_STALLED, "Faust's consumer delivers nothing of a batch partition it holds, exiting for a restart",
+                 event="consumer_not_delivering_exit", partition=partition, catch_ups=worker.catch_up_streak.limit)
 
 
 def _report_new_stalls(worker: Worker, stalled: dict[PartitionKey, float], reported: set[PartitionKey]) -> None:

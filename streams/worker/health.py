@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Exit codes a supervisor can tell apart; 0 is a requested stop only.
 EXIT_TASK_ENDED = 70
 EXIT_STALLED = 71
+EXIT_BROKER_UNREACHABLE = 72
 
 # The event loop is considered blocked when it has not beaten for this long.
 LOOP_BLOCKED_AFTER_S = 10.0
@@ -79,6 +80,50 @@ class ProgressWatch:
     def stalled(self, now: float) -> dict[PartitionKey, float]:
         """Partitions with lag whose position has not moved for `stall_after_s`, with how long."""
         return {key: now - w.since for key, w in self._watched.items() if now - w.since >= self.stall_after_s}
+
+
+class CatchUpStreak:
+    """Catch-ups in a row per partition with no delivery by the consumer in between (pure).
+
+    A catch-up keeps the counts exact when Faust's consumer stops delivering a partition it
+    holds, at ~15 s of extra latency each time; a consumer that never delivers again would
+    be masked for ever. So after `limit` catch-ups in a row the worker exits and its
+    supervisor starts a clean consumer."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._streak: dict[int, int] = {}
+
+    def delivered(self, partition: int) -> None:
+        """The consumer delivered a message of `partition`: it is not stuck."""
+        self._streak.pop(partition, None)
+
+    def caught_up(self, partition: int) -> int:
+        """One more catch-up of `partition`; the catch-ups in a row so far."""
+        self._streak[partition] = self._streak.get(partition, 0) + 1
+        return self._streak[partition]
+
+    def exhausted(self, partition: int) -> bool:
+        return self._streak.get(partition, 0) >= self.limit
+
+
+class Unreachable:
+    """How long the broker has not answered (pure): started at the first failed measurement,
+    ended by the first one that succeeds."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, now: float) -> float:
+        """One more failed measurement at `now`; seconds since the first of this run."""
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        return now - self.since
+
+    def answered(self) -> None:
+        self.since, self.failures = None, 0
 
 
 @dataclass
