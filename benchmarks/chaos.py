@@ -9,9 +9,9 @@ Two phases, each with one worker, its own Tansu broker and redis-server, and a p
 sending simulated events at a steady rate:
 
 1. `--minutes` on a broker with memory storage, at `--rate` events/s. Every `--fault-every`
-   seconds (±50 %) one fault at random: the worker SIGKILLed and started again; Redis stopped
-   and started again 5-60 s later with its data; Redis killed and started empty; a burst of
-   1,000 poison messages.
+   seconds (±50 %) one fault, each kind once per round in random order: the worker SIGKILLed
+   and started again; Redis stopped and started again 5-60 s later with its data; Redis
+   killed and started empty; a burst of 1,000 poison messages.
 2. `--broker-minutes` (0: skipped) on a broker whose log lives in S3 (moto_server), at
    `--broker-rate` events/s, with one fault: the broker killed and started again 5 s to
    `--broker-down-max` (30 s) later with its log. A broker on memory storage loses its log
@@ -208,9 +208,13 @@ class Chaos:
         say(f"phase on {self.storage} storage: {self.rate:.0f} events/s over {len(self.agencies) - 1} agencies; "
             f"{', '.join(f.__name__ for f in self.faults)} every ~{self.args.fault_every} s for {self.minutes} min")
         end = time.monotonic() + self.minutes * 60
+        upcoming: list = []
         while time.monotonic() < end:
             time.sleep(self.args.fault_every * self.rng.uniform(0.5, 1.5))
-            fault = self.rng.choice(self.faults)
+            if not upcoming:  # every kind once per round, in random order: none left out by chance
+                upcoming = list(self.faults)
+                self.rng.shuffle(upcoming)
+            fault = upcoming.pop()
             self.agency_keys_before = self._agency_keys()
             what = fault()
             recovered = self.probe_recovery(wiped=fault == self.wipe_redis, timeout_s=self.args.recovery_timeout)

@@ -14,13 +14,17 @@ It also asks for a shorter fetch wait than Faust's (FETCH_MAX_WAIT_MS below).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+log = logging.getLogger(__name__)
 
 
 async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], timeout_s: float = 30.0,
@@ -60,6 +64,27 @@ async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], tim
 FETCH_MAX_WAIT_MS = 100
 
 
+async def stop_quietly(stopping: Awaitable[None], consumer: AIOKafkaConsumer | None) -> None:
+    """Await `stopping` (a stop that ends in `consumer.stop()`), the expected cancellation aside.
+
+    aiokafka's `Fetcher.close` cancels its pending fetch tasks and awaits each one. A fetch
+    that failed (the broker gone, or going) sleeps its retry backoff without catching the
+    cancellation there, so `close` re-raises that CancelledError: out of
+    `AIOKafkaConsumer.stop`, out of Faust's consumer-thread shutdown, printed by `threading`
+    as an uncaught exception (~100 lines at every SIGTERM with the broker gone). That one is
+    expected and ends the stop; a cancellation of the task awaiting here (`cancelling()`)
+    still propagates, and nothing else is caught."""
+    try:
+        await stopping
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        log.info("Kafka consumer stopped; aiokafka re-raised the cancellation of a fetch retry")
+        if consumer is not None:
+            await consumer._client.close()  # what `AIOKafkaConsumer.stop` did not reach: its connections
+
+
 class FetchHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -73,6 +98,10 @@ class FetchHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker_consumer)
         security = faust_aiokafka.credentials_to_aiokafka_auth(self.app.conf.broker_credentials)
         return await fetch_highwaters(bootstrap, listed, security=security)
+
+    async def on_thread_stop(self) -> None:
+        """Faust's stop of its consumer, without the ~100-line traceback at SIGTERM (below)."""
+        await stop_quietly(super().on_thread_stop(), self._consumer)
 
 
 class FetchHighwaterConsumer(faust_aiokafka.Consumer):
