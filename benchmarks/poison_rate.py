@@ -64,7 +64,7 @@ def run(broker_port: int, redis_port: int, workdir: Path, name: str, messages: l
     until every message is handled."""
     settings = settings_for(broker_port, redis_port, workdir, name)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
-                             max_request_size=8 * 1024 * 1024, buffer_memory=256 * 1024 * 1024)
+                             max_request_size=8 * 1024 * 1024)
     ensure_topics(settings)
     for key, value, headers in messages:
         producer.send(settings.input_topic, key=key, value=value, headers=headers or [])
