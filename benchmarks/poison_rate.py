@@ -66,10 +66,13 @@ def run(broker_port: int, redis_port: int, workdir: Path, name: str, messages: l
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
                              max_request_size=8 * 1024 * 1024)
     ensure_topics(settings)
-    for key, value, headers in messages:
-        producer.send(settings.input_topic, key=key, value=value, headers=headers or [])
+    futures = [producer.send(settings.input_topic, key=key, value=value, headers=headers or [])
+               for key, value, headers in messages]
     producer.flush()
     producer.close()
+    failed = [f.exception for f in futures if not f.succeeded()]
+    if failed:  # a backlog the broker did not take is not the one measured: say so, and stop
+        raise SystemExit(f"{name}: {len(failed):,} of {len(messages):,} sends not acknowledged, e.g. {failed[0]!r}")
     worker = start_worker(settings, workdir / f"worker-{name}.log")
     samples: list[tuple[float, float, float]] = []
     try:
