@@ -6,8 +6,10 @@ not draws: per unit and month, the number of procedures that receive dossiers (`
 which at `full_online` with an online dossier (`full_used`), and the online dossiers received
 through the national portal (`portal`); per unit, its catalogue size and its full-online
 procedures. Block totals are the published rates, rounded where the rounding costs least; the
-ministries' share of the procedures is the one the published national rate implies, as far as
-the scale allows (at a small scale the ministries keep enough procedures for their own rate).
+ministries' share of the procedures is the one the published national rate implies: for the
+catalogue (indicator 1) at any scale, the provinces' catalogues growing beside the ministries'
+smallest ones; for the procedures with dossiers (indicator 2) as far as the month's dossiers
+allow (at a small scale the ministries keep enough used procedures for their own rate).
 
 The simulator then gives each counted dossier, when it is received, a procedure and a portal
 (`ProcedureDraw`): the first online dossiers received in the month cover the full-online
@@ -219,15 +221,25 @@ def _catalogues(calibration: Calibration, months: Mapping[str, Mapping[Month, Mo
                    math.ceil(max((q.used for q in months[c].values()), default=0) / USED_SHARE[calibration.unit(c).block]))
             for c in months}
     full_size: dict[str, int] = {}
+    share = calibration.ministry_procedure_share("full_online_procedures")
+
+    def least(block: str) -> int:
+        """The fewest procedures of a block: its units' sizes, and room for what its months use."""
+        codes = by_block.get(block, ())
+        return max(sum(size[c] for c in codes), math.ceil(sum(need_full[c] for c in codes) / rates[block]),
+                   math.ceil(sum(need_other[c] for c in codes) / (1 - rates[block])))
+
     for block in ("province", "ministry"):
         codes = sorted(by_block.get(block, ()))
         rate = rates[block]
-        wanted = sum(size[c] for c in codes)
+        wanted = least(block)
+        if block == "province" and 0 < share < 1:
+            # The ministries' fewest procedures are many at a small scale (every unit has a
+            # catalogue): the provinces get as many as the published share implies beside them,
+            # or the national indicator 1 leans to the ministries' rate.
+            wanted = max(wanted, math.ceil((1 - share) / share * least("ministry")))
         if block == "ministry":
-            share = calibration.ministry_procedure_share("full_online_procedures")
             wanted = max(wanted, math.ceil(share / (1 - share) * sum(size[c] for c in by_block.get("province", ()))))
-        wanted = max(wanted, math.ceil(sum(need_full[c] for c in codes) / rate),
-                     math.ceil(sum(need_other[c] for c in codes) / (1 - rate)))
         total = _nice_total(rate, wanted, wanted + max(10, wanted // 20))
         for code, more in zip(codes, largest_remainder(total - sum(size[c] for c in codes), [size[c] for c in codes])):
             size[code] += more
