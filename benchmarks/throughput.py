@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.stage_profile import report as stage_report  # noqa: E402
 from streams.domain.events import parse_event  # noqa: E402
 from streams.domain.registry import Registry  # noqa: E402
 from streams.domain.snapshot import counts_from_hash  # noqa: E402
@@ -154,7 +156,7 @@ def events_handled(settings: Settings) -> float:
 
 
 def drain(worker_settings: list[Settings], workers: list[subprocess.Popen], messages: list,
-          redis_prefix: str, redis_url: str) -> tuple[float, float, list[float]]:
+          redis_prefix: str, redis_url: str, on_first: Callable[[], None] = lambda: None) -> tuple[float, float, list[float]]:
     """Wait until every message is handled and Redis equals their batch computation. Returns (events/s, CPU s per
     event of the workers, events handled by each worker), timed from the first handled event.
 
@@ -164,6 +166,7 @@ def drain(worker_settings: list[Settings], workers: list[subprocess.Popen], mess
     while sum(events_handled(s) for s in worker_settings) == 0:
         time.sleep(0.01)
     first, cpu_first = time.monotonic(), workers_cpu_s(workers)
+    on_first()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     expected = {key: counts for key, counts in batch_counts(parse_all(messages)).items() if len(key[1]) == 4}
     polled = first
@@ -221,8 +224,21 @@ def benchmark_messages(n_events: int) -> list:
     return [(m.key, m.value) for m in simulate(config)]
 
 
-def measure_throughput(settings: Settings, workdir: Path, messages: list) -> tuple[float, float]:
-    """One worker on the backlog; returns its (events/s, CPU s per event)."""
+def py_spy(pid: int, seconds: int, output: Path) -> subprocess.Popen | None:
+    """py-spy sampling a worker and its children (busy samples only) for `seconds`."""
+    binary = Path(sys.executable).with_name("py-spy")
+    if not binary.exists():
+        say("py-spy is not installed in this environment: no profile")
+        return None
+    return subprocess.Popen([str(binary), "record", "--format", "raw", "--subprocesses", "--nonblocking", "--rate", "100",
+                             "--duration", str(seconds), "--pid", str(pid), "--output", str(output)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure_throughput(settings: Settings, workdir: Path, messages: list, profile_s: int = 0) -> tuple[float, float]:
+    """One worker on the backlog; returns its (events/s, CPU s per event). With `profile_s`,
+    py-spy samples the worker for that long from its first handled event, and the shares of
+    its busy samples by stage are printed (benchmarks/stage_profile.py)."""
     publish(settings, messages)
     say(f"raw consume ({machine_load()}) ...")
     raw, raw_cpu = asyncio.run(raw_consume(settings, len(messages)))
@@ -230,8 +246,18 @@ def measure_throughput(settings: Settings, workdir: Path, messages: list) -> tup
         f"over {len(messages):,} events")
     say(f"one worker ({machine_load()}) ...")
     worker = start_worker(settings, workdir / "worker-throughput.log")
+    profile_path = workdir / "py-spy-throughput.txt"
+    profiler: list[subprocess.Popen | None] = []
+
+    def start_profile() -> None:
+        if profile_s:
+            profiler.append(py_spy(worker.pid, profile_s, profile_path))
+
     try:
-        rate, cpu, _ = drain([settings], [worker], messages, settings.redis_prefix, settings.redis_url)
+        rate, cpu, _ = drain([settings], [worker], messages, settings.redis_prefix, settings.redis_url, start_profile)
+        for process in filter(None, profiler):
+            process.wait()
+            say(stage_report(profile_path))
         say(f"pipeline (emc worker, to final Redis state): {rate:,.0f} events/s, {cpu * 1e6:,.1f} worker CPU µs/event "
             f"(Redis final after {len(messages) / rate:.1f} s; {machine_load()})")
         say(f"ratio pipeline / raw: {rate / raw:.3f} wall-clock, {raw_cpu / cpu:.3f} CPU "
@@ -393,6 +419,8 @@ def main() -> int:
     parser.add_argument("--restart-dossiers", type=int, default=1_000_000)
     parser.add_argument("--scale-out", action=argparse.BooleanOptionalAction, default=True,
                         help="also drain the same backlog with two workers")
+    parser.add_argument("--py-spy", type=int, default=60, metavar="SECONDS",
+                        help="profile the one worker for this long from its first event (0: no profile)")
     parser.add_argument("--auth", choices=["off", "audit", "enforce"], default="off",
                         help="check event signatures in the throughput run (the producer signs every event)")
     args = parser.parse_args()
@@ -402,7 +430,8 @@ def main() -> int:
         try:
             say(f"machine: {os.cpu_count()} cores; broker tansu :{broker.port}; redis :{redis_server.port}")
             messages = benchmark_messages(args.events)
-            rate, cpu = measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp", auth=args.auth), workdir, messages)
+            rate, cpu = measure_throughput(settings_for(broker.port, redis_server.port, workdir, "tp", auth=args.auth), workdir, messages,
+                                            args.py_spy)
             if args.scale_out:
                 measure_scale_out(broker.port, redis_server.port, workdir, messages, rate, cpu)
             if args.restart_dossiers:

@@ -41,6 +41,9 @@ class Settings:
     snapshot_interval_s: float = 1.0
     silent_after_s: float = 3600.0
     batch_max_events: int = 1000
+    # Processes the ingest stage runs in beside the worker's own (streams/worker/ingest_process.py);
+    # 0: inside the worker process.
+    ingest_processes: int = 1
     log_level: str = "warn"
     worker_name: str = ""
     # A consumed partition with lag whose position has not moved for stall_after_s fails
@@ -112,6 +115,7 @@ ENV_VARS: dict[str, str] = {
     "snapshot_interval_s": "EMC_SNAPSHOT_INTERVAL",
     "silent_after_s": "EMC_SILENT_AFTER",
     "batch_max_events": "EMC_BATCH_MAX_EVENTS",
+    "ingest_processes": "EMC_INGEST_PROCESSES",
     "log_level": "EMC_LOG_LEVEL",
     "worker_name": "EMC_WORKER_NAME",
     "stall_after_s": "EMC_STALL_AFTER",
@@ -211,6 +215,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("EMC_SILENT_AFTER: must be a positive number of seconds")
     if not 1 <= s.batch_max_events <= 10_000:
         raise ConfigError("EMC_BATCH_MAX_EVENTS: must be in 1..10000")
+    if not 0 <= s.ingest_processes <= 16:
+        raise ConfigError(f"EMC_INGEST_PROCESSES: {s.ingest_processes} is not in 0..16 (0: ingest inside the worker process)")
     if s.stall_after_s < 5 or (s.stall_exit_s and s.stall_exit_s < s.stall_after_s):
         raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds (0: never exit)")
     if s.advertised_url:

@@ -76,6 +76,7 @@ from streams.worker.health import (
     supervised,
 )
 from streams.worker.ingest import DeadLetter, IngestStage, state_partition_for
+from streams.worker.ingest_process import IngestProcesses
 from streams.worker.outage_log import OutageLogFilter
 from streams.worker.progress import HighwaterProbe
 from streams.worker.sequence import Applied, BatchReader, SequencedStateStage
@@ -99,7 +100,7 @@ class Worker:
     app: faust.App
     stores: StateStores
     metrics: WorkerMetrics
-    ingest: IngestStage
+    ingest: IngestStage | IngestProcesses  # in this process, or in processes of its own (EMC_INGEST_PROCESSES)
     health: Health
     outage_log: OutageLogFilter = field(default_factory=OutageLogFilter)
     publisher: SnapshotPublisher | None = None
@@ -239,8 +240,16 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     authenticator = None if settings.auth == "off" or keyring is None else EventAuthenticator(
         settings.auth, keyring, registry, lambda agency, reason: metrics.unauthenticated.labels(agency=agency, reason=reason).inc(),
     )
-    worker = Worker(settings, registry, app, stores, metrics, IngestStage(settings, registry, count_dead_letter, authenticator),
-                    health)
+    ingest: IngestStage | IngestProcesses
+    if settings.ingest_processes:
+        ingest = IngestProcesses(
+            settings, registry, keyring if settings.auth != "off" else None,
+            lambda event_type, n: metrics.events.labels(type=event_type, result="dead_letter").inc(n),
+            lambda agency, reason, n: metrics.unauthenticated.labels(agency=agency, reason=reason).inc(n),
+        )
+    else:
+        ingest = IngestStage(settings, registry, count_dead_letter, authenticator)
+    worker = Worker(settings, registry, app, stores, metrics, ingest, health)
     worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
     applier = StateApplier(stores)
 

@@ -1,0 +1,59 @@
+"""Where a worker's busy samples go, per stage, from a py-spy `raw` (collapsed stacks) profile.
+
+    py-spy record --format raw --subprocesses --pid PID --duration 60 --rate 100 -o FILE
+    .venv/bin/python benchmarks/stage_profile.py FILE
+
+Each stack is given to the first stage whose marker (a function or file name) it contains,
+the markers taken in the order below: a stack inside the state applier that also reads a
+store counts as "store reads", not as the applier. Idle samples are not in py-spy's output.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+# (stage, markers): the first stage with a marker in the stack takes the sample.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("state: store reads", ("RowWriter.get ", "get_stored ", "(streams/worker/changelog.py:1", "_get (faust/stores/rocksdb")),
+    ("state: changelog flush (RocksDB write batch, sends)", ("flush (streams/worker/changelog.py", "_write_stores", "_send (streams/worker/changelog.py")),
+    ("state: classification", ("row_day_counts_of_applied", "counts_of_applied", "classify")),
+    ("state: row encode/decode", ("decode_dossier", "encode_dossier", "CounterRow.decode", "encode (streams/worker/state.py",
+                                  "decode (streams/worker/state.py")),
+    ("state: rest of apply_batch", ("apply_batch",)),
+    ("state: batch decoding", ("decode_batch",)),
+    ("ingest: validation/decode", ("validate_record", "parse_event", "decode_event")),
+    ("ingest: batch encoding", ("encode_batch",)),
+    ("ingest: consume/produce, rest", ("streams/worker/ingest.py", "ingest_process")),
+    ("snapshots to Redis", ("streams/sinks/",)),
+    ("/metrics and health", ("prometheus_client", "streams/worker/health.py")),
+    ("progress watch", ("streams/worker/progress.py", "_measure")),
+)
+OTHER = "Faust, aiokafka, asyncio, other"
+
+
+def stage_shares(lines: list[str]) -> tuple[Counter, int]:
+    shares: Counter = Counter()
+    total = 0
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        stage = next((name for name, markers in STAGES if any(m in stack for m in markers)), OTHER)
+        shares[stage] += n
+    return shares, total
+
+
+def report(path: Path) -> str:
+    shares, total = stage_shares(path.read_text().splitlines())
+    if not total:
+        return f"py-spy: no busy sample in {path}"
+    parts = [f"{name} {n * 100 / total:.1f} %" for name, n in shares.most_common()]
+    return f"py-spy, {total:,} busy samples: " + "; ".join(parts)
+
+
+if __name__ == "__main__":
+    print(report(Path(sys.argv[1])))
