@@ -62,6 +62,9 @@ def progress(label: str, done: int, total: int, started: float, extra: str = "")
           end="", file=sys.stderr, flush=True)
 
 
+INGEST_PROCESSES: list[int] = []  # --ingest-processes, for every worker of the run (empty: the default)
+
+
 def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str, data_dir: str | None = None,
                  auth: str = "off") -> Settings:
     """Settings of one benchmark run; workers of one run share everything but the state
@@ -79,6 +82,7 @@ def settings_for(broker_port: int, redis_port: int, workdir: Path, run: str, dat
         "metrics_port": free_port(), "data_dir": str(workdir / f"data-{data_dir or run}"), "partitions": 4,
         "input_topic": f"bench.in.{run}", "dead_letter_topic": f"bench.dlq.{run}", "batch_topic": f"bench.batch.{run}",
         "app_id": f"bench-{run}", "redis_prefix": f"bench:{run}:", "snapshot_interval_s": 0.25,
+        **({"ingest_processes": INGEST_PROCESSES[0]} if INGEST_PROCESSES else {}),
     }, environ={})
 
 
@@ -421,9 +425,14 @@ def main() -> int:
                         help="also drain the same backlog with two workers")
     parser.add_argument("--py-spy", type=int, default=60, metavar="SECONDS",
                         help="profile the one worker for this long from its first event (0: no profile)")
+    parser.add_argument("--ingest-processes", type=int, metavar="N",
+                        help="EMC_INGEST_PROCESSES of every worker (default: the worker's default, 1; "
+                             "0 runs a worker in one process, to compare)")
     parser.add_argument("--auth", choices=["off", "audit", "enforce"], default="off",
                         help="check event signatures in the throughput run (the producer signs every event)")
     args = parser.parse_args()
+    if args.ingest_processes is not None:
+        INGEST_PROCESSES.append(args.ingest_processes)
     with tempfile.TemporaryDirectory(prefix="emc-bench-") as tmp:
         workdir = Path(tmp)
         broker, redis_server = start_tansu(workdir / "tansu"), start_redis(workdir / "redis")
