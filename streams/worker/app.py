@@ -280,7 +280,8 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         return partition in faust_transport.active_partitions(app, settings.batch_topic) and not worker.is_stopping()
 
     reader = BatchReader(settings.bootstrap_servers, settings.batch_topic, aiokafka_security(settings))
-    stage = worker.state_stage = SequencedStateStage(applier, changelog, stores.agencies, reader, on_applied, holds)
+    stage = worker.state_stage = SequencedStateStage(applier, changelog, stores.agencies, reader, on_applied, holds,
+                                                     lambda: faust_transport.generation(app))
 
     async def apply_batches(stream: faust.StreamT) -> None:
         async for payload in stream:

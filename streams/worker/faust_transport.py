@@ -138,6 +138,11 @@ def active_partitions(app: object, topic: str) -> frozenset[int]:
     return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)  # type: ignore[attr-defined]
 
 
+def generation(app: object) -> int:
+    """The consumer group's generation this worker last joined (each rebalance starts a new one)."""
+    return app.consumer_generation_id  # type: ignore[attr-defined]
+
+
 def assigned_partitions(app: object, topic: str) -> frozenset[int]:
     """The partitions of `topic` assigned to Faust's consumer now (empty mid-rebalance)."""
     return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic == topic)  # type: ignore[attr-defined]

@@ -9,7 +9,11 @@ trust delivery: beside the rows of each batch message it stores the partition's 
 (the offset after the last message applied), in the same changelog flush. Then:
 
 - a message at the position, or below it (a replay after a crash), is applied as before
-  (replays are idempotent, see `streams.worker.state`);
+  (replays are idempotent, see `streams.worker.state`), except one this process has itself
+  applied and flushed since the group's current generation began: re-applying it would change
+  nothing, and when a catch-up ran ahead of a slow consumer it doubled the work of a worker
+  already behind (seen on a loaded machine: Faust's consumer then fell further behind with each
+  catch-up, and the counts took minutes to settle);
 - a message beyond the position means messages were skipped: they are read from the batch
   topic directly, applied in order, and then the message itself;
 - a partition whose position stays below the topic's end while the consumer delivers nothing
@@ -145,9 +149,15 @@ class SequencedStateStage:
     """Applies batch messages to the tables, per partition in offset order, with no gap."""
 
     def __init__(self, applier: StateApplier, changelog: PendingRows, positions: PositionStore, reader: BatchSource,
-                 on_applied: Callable[[Applied], None], owns: Callable[[int], bool] = lambda partition: True) -> None:
+                 on_applied: Callable[[Applied], None], owns: Callable[[int], bool] = lambda partition: True,
+                 generation: Callable[[], object] = lambda: None) -> None:
         self._applier = applier
         self._owns = owns
+        self._generation = generation
+        # Per partition: (generation, first, end) — this process applied and flushed every
+        # message from `first` to `end - 1` in that generation of the group.
+        self._applied_here: dict[int, tuple[object, int, int]] = {}
+        self.replays_skipped = 0
         self._changelog = changelog
         self._positions = positions
         self._reader = reader
@@ -171,6 +181,9 @@ class SequencedStateStage:
                 # it and overwrite newer rows there, which a later restore would bring back.
                 log.info("batch message %d of partition %d not applied: the partition is not held now", offset, partition,
                          extra={"event": "batch_not_owned", "partition": partition, "offset": offset})
+                return
+            if self._applied_in_this_generation(partition, offset):
+                self.replays_skipped += 1
                 return
             position = self.position(partition)
             if position is None and offset > 0:
@@ -214,7 +227,22 @@ class SequencedStateStage:
         if offset + 1 > (self.position(partition) or 0):
             self._positions.set(position_key(partition), str(offset + 1).encode())
         await self._changelog.flush()  # rows and position in the changelog before the message is acked
+        self._note_applied_here(partition, offset)
         self._on_applied(Applied(partition, offset, outcome, refilled))
+
+    def _applied_in_this_generation(self, partition: int, offset: int) -> bool:
+        known = self._applied_here.get(partition)
+        return known is not None and known[0] == self._generation() and known[1] <= offset < known[2]
+
+    def _note_applied_here(self, partition: int, offset: int) -> None:
+        generation = self._generation()
+        known = self._applied_here.get(partition)
+        if known is not None and known[0] == generation and known[2] == offset:
+            self._applied_here[partition] = (generation, known[1], offset + 1)  # the run goes on
+        elif not self._applied_in_this_generation(partition, offset):
+            # A new generation, or a replay below the run: a new run starts here (what is known
+            # of the old one is dropped, which only costs a re-application).
+            self._applied_here[partition] = (generation, offset, offset + 1)
 
     async def stop(self) -> None:
         await self._reader.stop()

@@ -157,3 +157,49 @@ def test_a_message_of_a_partition_no_longer_held_is_left_to_its_next_owner() -> 
     assert applied == []
     assert stage.position(0) is None
     assert all_counts(stores) == {}
+
+
+def test_a_replay_of_a_message_applied_here_in_this_generation_is_not_applied_again() -> None:
+    # A catch-up ran ahead of a slow consumer: the consumer's later deliveries of the same
+    # messages change nothing, so they cost nothing; after a rebalance, replays apply again
+    # (the crash-repair path: rows lost with a crash are rewritten by the replay).
+    events = faulty_stream(seed=11, dossiers=20)
+    topic = Topic({0: [encode_batch(0, [(i.offset, i.event)]) for i in events[:6]]})
+    stores = journaled_stores()
+    applied: list[Applied] = []
+    generation = [1]
+    stage = SequencedStateStage(StateApplier(stores), Rows(), Positions(stores), topic, applied.append,
+                                generation=lambda: generation[0])
+
+    async def consume() -> None:
+        await stage.handle(0, 0, topic.partitions[0][0])
+        await stage.catch_up(0, 6)                        # 1..5 read from the topic
+        for offset in range(1, 6):                        # the consumer delivers them late
+            await stage.handle(0, offset, topic.partitions[0][offset])
+        generation[0] = 2                                 # a rebalance
+        await stage.handle(0, 4, topic.partitions[0][4])  # re-delivered from the committed offset
+
+    asyncio.run(consume())
+    assert [a.offset for a in applied] == [0, 1, 2, 3, 4, 5, 4]
+    assert stage.replays_skipped == 5
+    assert all_counts(stores) == batch_row_counts(i.event for i in events[:6])
+
+
+def test_replays_below_the_stored_position_apply_until_this_process_has_applied_them() -> None:
+    # After a restart the restored position is ahead of the consumer's committed offset: the
+    # re-delivered messages are applied (they repair rows a crash may have lost) once each.
+    events = faulty_stream(seed=13, dossiers=20)
+    topic = Topic({0: [encode_batch(0, [(i.offset, i.event)]) for i in events[:5]]})
+    stores = journaled_stores()
+    stores.agencies.set(position_key(0), b"4")  # restored from the changelog
+    applied: list[Applied] = []
+    stage = _stage(stores, topic, applied)
+
+    async def consume() -> None:
+        for offset in (1, 2, 2, 1, 3, 4):
+            await stage.handle(0, offset, topic.partitions[0][offset])
+
+    asyncio.run(consume())
+    assert [a.offset for a in applied] == [1, 2, 3, 4]
+    assert stage.replays_skipped == 2
+    assert stage.position(0) == 5
