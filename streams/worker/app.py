@@ -273,8 +273,6 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         worker.applied_offsets[applied.partition] = applied.offset + 1
         if applied.refilled is not None:
             worker.metrics.refilled.labels(reason=applied.refilled).inc()
-        else:  # delivered by Faust's consumer
-            worker.catch_up_streak.delivered(applied.partition)
 
     def holds(partition: int) -> bool:
         return partition in faust_transport.active_partitions(app, settings.batch_topic) and not worker.is_stopping()
@@ -286,6 +284,9 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     async def apply_batches(stream: faust.StreamT) -> None:
         async for payload in stream:
             message = stream.current_event.message  # type: ignore[union-attr]
+            # Any delivery shows the consumer is not stuck, also one the stage passes over
+            # because a catch-up applied it first (a slow consumer is no reason to restart).
+            worker.catch_up_streak.delivered(message.partition)
             await stage.handle(message.partition, message.offset, payload)
 
     @app.agent(batch_topic, name="apply-batches")
