@@ -8,13 +8,39 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from streams.cli.flags import add_settings, settings_from
 from streams.cli.redis_reads import PERIOD_HELP, period_text, with_redis
 from streams.errors import ConfigError, ExternalServiceError
 
 EXIT_AGREE, EXIT_DIFFER, EXIT_UNREADABLE = 0, 1, 3
+
+class _Background(threading.Thread):
+    """`work()` in a daemon thread (it dies with the command when the export turns out bad);
+    `result()` waits for it and returns its value, or raises its exception here."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        super().__init__(name="emc-reconcile-read", daemon=True)
+        self._work = work
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the command's thread
+            self._error = exc
+
+    def result(self) -> Any:  # noqa: ANN401 - what work() returned
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -39,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         WorkerClient,
         emc_records,
         read_export,
+        read_summaries,
         reconciliation_json,
         render_reconciliation_csv,
         render_reconciliation_text,
@@ -52,11 +79,19 @@ def run(args: argparse.Namespace) -> int:
     period = period_text(args.period)
     agency = agency.named_on(parse_period(period).last_day)
     settings = settings_from(args)
-    export = read_export(args.file)
-    try:
+
+    def read_emc_side() -> tuple[WorkerClient, dict[str, dict]]:
         url = args.worker or _owner_url(settings, agency.code)
         client = WorkerClient(url, metrics_basic_auth(settings), timeout_s=args.timeout)
-        result = emc_records(client, agency.code, period, export)
+        return client, read_summaries(client, agency.code, period)
+
+    # The worker classifies the period's dossiers while this process reads the export: the
+    # two take about as long, and a bad export still stops the command (exit 2) at once.
+    emc_side = _Background(read_emc_side)
+    export = read_export(args.file)
+    try:
+        client, summaries = emc_side.result()
+        result = emc_records(client, agency.code, period, export, summaries)
     except ExternalServiceError as exc:
         print(f"emc: error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE

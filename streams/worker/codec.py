@@ -7,6 +7,7 @@ dict keys. The same form is what a dossier row stores for each applied event.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -47,6 +48,20 @@ def event_from_wire(wire: list) -> DossierEvent:
         return build_dossier_event(*wire)
     # Stored by a release before the last fields were appended: they take their defaults.
     return DossierEvent(*wire)
+
+
+# A stored event as a named tuple with DossierEvent's field names: what a reader that only
+# classifies stored events (the dossier endpoint's summaries for `emc reconcile`) builds
+# instead of a DossierEvent, at a third of the cost. The domain's rules read events by
+# attribute only, so they apply to it unchanged (a property test compares the two).
+EventView = namedtuple("EventView", _FIELDS)
+
+
+def event_view_from_wire(wire: list) -> DossierEvent:
+    """A read-only view of a stored event for `streams.domain.dossier`'s rules."""
+    if len(wire) == len(_FIELDS):
+        return EventView._make(wire)  # type: ignore[return-value]
+    return event_from_wire(wire)
 
 
 class SourcedEvent(NamedTuple):

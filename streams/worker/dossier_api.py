@@ -40,6 +40,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
+from rocksdict import ReadOptions
 
 from streams.domain.periods import parse_period
 from streams.domain.registry import Registry
@@ -65,33 +66,24 @@ RECHECK_EVERY = 1000
 MAX_DOSSIER_IDS = 500
 
 
-class RowIterator(Protocol):
-    """The part of a rocksdict iterator read here."""
-
-    def seek(self, key: bytes) -> None: ...
-    def valid(self) -> bool: ...
-    def key(self) -> bytes: ...
-    def value(self) -> bytes: ...
-    def next(self) -> None: ...
-
-
 class RowStore(Protocol):
     """The part of a rocksdict database (raw mode) read here."""
 
-    def iter(self) -> RowIterator: ...
+    def items(self, backwards: bool = False, from_key: bytes | None = None,
+              read_opt: ReadOptions | None = None) -> Iterator[tuple[bytes, bytes]]: ...
     def get(self, key: bytes) -> bytes | None: ...
 
 
-def agency_rows(iterator: RowIterator, agency: str) -> Iterator[tuple[str, bytes]]:
-    """(dossier id, row) of every dossier of `agency`: one seek, then the keys of its prefix."""
+def agency_rows(store: RowStore, agency: str) -> Iterator[tuple[str, bytes]]:
+    """(dossier id, row) of every dossier of `agency`: its key range, `agency` SEP ... up to
+    the next agency byte, read by one RocksDB iterator bounded by RocksDB itself (one call per
+    row, not four: seek, valid, key, value, next)."""
     prefix = row_key(agency, "").encode("utf-8")
-    iterator.seek(prefix)
-    while iterator.valid():
-        key = iterator.key()
-        if not key.startswith(prefix):
-            return
-        yield key[len(prefix):].decode("utf-8"), iterator.value()
-        iterator.next()
+    bounded = ReadOptions()
+    bounded.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))  # SEP + 1: the end of the agency's keys
+    start = len(prefix)
+    for key, value in store.items(from_key=prefix, read_opt=bounded):
+        yield key[start:].decode("utf-8"), value
 
 
 def rows_by_id(store: RowStore, agency: str, dossier_ids: list[str]) -> Iterator[tuple[str, bytes]]:
@@ -176,7 +168,7 @@ class DossierEndpoint:
         request.send_header("Content-Type", CONTENT_TYPE)
         request.send_header("Connection", "close")  # HTTP/1.0, no length: the end of the body is the close
         request.end_headers()
-        rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store.iter(), q.agency)
+        rows = rows_by_id(store, q.agency, q.dossier_ids) if q.dossier_ids else agency_rows(store, q.agency)
         lines = answer_lines(rows, q.period, by_id=bool(q.dossier_ids), view=q.view)
         buffered: list[bytes] = []
         size = 0

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rocksdict import Options, Rdict
 
-from streams.domain.dossier import dossier_counts, live_events
+from streams.domain.dossier import classify, dossier_counts, live_events
 from streams.domain.events import DossierEvent
 from streams.domain.instants import us_to_rfc3339
 from streams.errors import ConfigError
@@ -66,6 +66,11 @@ def test_the_export_is_read_as_csv_or_json_lines(tmp_path: Path) -> None:
     jsonl = read_export(_write(tmp_path, '{"dossier_id": "a", "procedure_code": "1.001", "resolved_at": "2024-12-11T09:00:00Z", '
                                          '"outcome": "rejected"}\n\n', "export.jsonl"))
     assert [(r.dossier_id, r.procedure, r.outcome) for r in jsonl] == [("a", "1.001", "rejected")]
+    # Columns in any order, `procedure_code`, no classification column, a short row, a blank line.
+    reordered = read_export(_write(tmp_path, "outcome, resolved_at ,dossier_id,procedure_code\n"
+                                             "completed,2024-12-11T09:00:00Z,a,1.001\n\nrejected,2024-12-12T09:00:00Z,b\n"))
+    assert [(r.dossier_id, r.procedure, r.outcome, r.classification, r.line) for r in reordered] == [
+        ("a", "1.001", "completed", None, 2), ("b", None, "rejected", None, 4)]
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -150,6 +155,11 @@ def test_the_summary_says_resolved_exactly_when_the_dossier_counts_resolved_in_t
         assert not any(p == period for p, _ in counts) and record is None
         return
     assert summary["resolved"] == bool(counts.get((period, "resolved")))
+    # Classified from named-tuple views of the stored events: what DossierEvents give.
+    c = classify(live_events(history))
+    assert (summary["procedure"], summary["received_at_us"], summary["channel"], summary["resolved_at_us"], summary["outcome"],
+            summary["mode"], summary["voided"]) == (c.received_event.procedure_code if c.received_event else None, c.received_at_us,
+                                                    c.channel, c.resolved_at_us, c.outcome, c.mode, c.voided)
     if summary["resolved"]:
         assert counts.get((period, summary["mode"])) == 1 and counts.get((period, summary["outcome"])) == 1
     if record is not None:
@@ -165,10 +175,10 @@ def test_an_agency_is_one_key_range_of_a_real_rocksdb(tmp_path: Path) -> None:
     try:
         for agency, dossier in (("T0", "x"), ("T01", "a"), ("T01", "b"), ("T011", "c"), ("T02", "d")):
             db[row_key(agency, dossier).encode()] = _dossier(dossier)
-        assert [d for d, _ in agency_rows(db.iter(), "T01")] == ["a", "b"]
-        assert [d for d, _ in agency_rows(db.iter(), "T03")] == []
+        assert [d for d, _ in agency_rows(db, "T01")] == ["a", "b"]
+        assert [d for d, _ in agency_rows(db, "T03")] == []
         assert [d for d, _ in rows_by_id(db, "T01", ["b", "c", "zz"])] == ["b"]
-        lines = [orjson.loads(line) for line in answer_lines(agency_rows(db.iter(), "T01"), "2024-11")]
+        lines = [orjson.loads(line) for line in answer_lines(agency_rows(db, "T01"), "2024-11")]
         assert lines == [{"end": True, "dossiers": 0, "read": 2}]
         lines = [orjson.loads(line) for line in answer_lines(rows_by_id(db, "T01", ["a"]), "2024-11", by_id=True)]
         assert [line.get("dossier_id") for line in lines] == ["a", None] and lines[0]["counts"] == {}

@@ -13,7 +13,9 @@ from rocksdict import Options, Rdict
 
 from streams.domain.events import DossierEvent
 from streams.domain.registry import Registry
+from streams.errors import ExternalServiceError
 from streams.local.stack import free_port
+from streams.reports.reconcile import READ_BYTES, WorkerClient
 from streams.settings import load_settings
 from streams.worker.dossier_api import RECHECK_EVERY, ROUTE, DossierEndpoint
 from streams.worker.health import Health, serve_http
@@ -38,11 +40,14 @@ def db(tmp_path: Path) -> Iterator[Rdict]:
     store.close()
 
 
-def _answer(store_for, view: str = "summary") -> list[dict]:  # noqa: ANN001
+def _answer(store_for, view: str = "summary", client: bool = False) -> list[dict]:  # noqa: ANN001
+    """The answer's lines as read by urllib, or (`client`) as `emc reconcile`'s WorkerClient yields them."""
     port = free_port()
     endpoint = DossierEndpoint(load_settings({"metrics_port": port, "partitions": 1}, environ={}), Registry.load(), store_for)
     server = serve_http("127.0.0.1", port, CollectorRegistry(), Health(stall_after_s=60), routes={ROUTE: endpoint.handle})
     try:
+        if client:
+            return list(WorkerClient(f"http://127.0.0.1:{port}", timeout_s=30).lines("T01", "2024-12", view=view))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{ROUTE}?agency=T01&period=2024-12&view={view}", timeout=30) as r:
             return [orjson.loads(line) for line in r]
     finally:
@@ -68,3 +73,12 @@ def test_an_answer_is_cut_when_the_partition_moves_away(db: Rdict) -> None:
 
     lines = _answer(store_for)
     assert len(lines) < RECHECK_EVERY and not any(line.get("end") for line in lines)  # no end line: the reader knows
+    calls.clear()
+    with pytest.raises(ExternalServiceError, match="cut before its end"):
+        _answer(store_for, client=True)
+
+
+def test_the_client_reads_the_answer_across_its_chunks(db: Rdict) -> None:
+    summaries = _answer(lambda partition: db, client=True)
+    assert len(orjson.dumps(summaries)) > READ_BYTES  # several chunks: lines split across them are joined
+    assert summaries == _answer(lambda partition: db)[:-1]  # the end line is not a dossier
