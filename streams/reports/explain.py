@@ -25,6 +25,8 @@ from functools import lru_cache
 
 from streams.domain.dossier import (
     COUNT_FIELDS,
+    MODES,
+    PROCEDURE_RECEIVED_PREFIX,
     Classification,
     classify,
     dossier_counts,
@@ -42,7 +44,7 @@ from streams.kafka.security import kafka_python_security
 from streams.kafka.topics import DOSSIERS_TABLE, changelog_topic
 from streams.settings import Settings
 from streams.worker.codec import event_view_from_wire
-from streams.worker.state import decode_dossier_row, dossier_row_wires, row_key
+from streams.worker.state import decode_dossier_row, dossier_row_parts, row_key
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # local_day_number counts days from it
 
@@ -160,30 +162,80 @@ def _period_day_numbers(period: str) -> tuple[int, int]:
     return p.first_day.toordinal() - _EPOCH_ORDINAL, p.last_day.toordinal() - _EPOCH_ORDINAL
 
 
+# The fields of a stored contribution (streams/domain/dossier.py `_book_dossier`) that name
+# what the classification decided: the channel (dated by the receipt), the mode and outcome
+# (dated by the resolution); `r:CODE` names the procedure.
+_CHANNEL_OF_FIELD = {f"received_{channel}": channel for channel in ("online", "in_person", "postal", "unknown")}
+_MODE_FIELDS = frozenset(MODES)
+_OUTCOME_FIELDS = frozenset(("completed", "rejected"))
+
+
+def _summary_from_contribution(applied: list[list], contribution: list[list]) -> tuple | None:
+    """(procedure, received_at_us, channel, resolved_at_us, outcome, mode) of a resolved dossier
+    without a correction or a void, read from what its row stores: the classification's
+    channel, procedure, mode and outcome from the row's contribution (the apply path
+    classified it when the row was written), its two instants from the events: all of them
+    are live, so the receipt is the earliest received (else submitted) and the resolution the
+    earliest result_returned (else rejected), as `classify` decides. None for any other dossier:
+    it is classified."""
+    times: dict[str, int] = {}
+    for _, _, wire in applied:  # wire[2]: type, wire[3]: occurred_at_us, wire[14]: supersedes (codec._FIELDS)
+        kind = wire[2]
+        if len(wire) < 15 or wire[14] is not None or kind == "voided":  # (a wire stored before `supersedes` existed)
+            return None
+        if kind not in times or wire[3] < times[kind]:
+            times[kind] = wire[3]
+    resolved_at_us = times.get("result_returned", times.get("rejected"))
+    if resolved_at_us is None:
+        return None  # unresolved: the contribution does not name its mode
+    procedure = mode = outcome = None
+    channel = "unknown"
+    for _, name, _ in contribution:
+        if name in _MODE_FIELDS:
+            mode = name
+        elif name in _OUTCOME_FIELDS:
+            outcome = name
+        elif name in _CHANNEL_OF_FIELD:
+            channel = _CHANNEL_OF_FIELD[name]
+        elif name.startswith(PROCEDURE_RECEIVED_PREFIX):
+            procedure = name[len(PROCEDURE_RECEIVED_PREFIX):]
+    if mode is None or outcome is None:
+        return None
+    return procedure, times.get("received", times.get("submitted")), channel, resolved_at_us, outcome, mode
+
+
 def dossier_summary(dossier_id: str, row: bytes, period: str) -> dict | None:
     """What `emc reconcile` compares of a dossier, without its events (the dossier endpoint's
     `view=summary`, several times cheaper than `dossier_record`): None when none of its
     applied events occurred in the period (then it counts nothing there). `resolved`: the
     dossier counts as resolved in the period (the rule of `dossier_counts`); times in µs.
-    The events are classified as named-tuple views of their stored form (`event_view_from_wire`):
-    the same rules, without building a DossierEvent per event."""
+    A resolved dossier without corrections or void is read from its row's stored
+    contribution (`_summary_from_contribution`); any other is classified, its events as
+    named-tuple views of their stored form (`event_view_from_wire`)."""
     first_day, last_day = _period_day_numbers(period)
-    applied = dossier_row_wires(row)
+    applied, contribution = dossier_row_parts(row)
     # wire[3]: occurred_at_us (codec._FIELDS)
     if not any(first_day <= local_day_number(wire[3]) <= last_day for _, _, wire in applied):
         return None
-    c = classify(live_events([event_view_from_wire(wire) for _, _, wire in applied]))
-    resolved_at_us = c.resolved_at_us
+    stored = None if contribution is None else _summary_from_contribution(applied, contribution)
+    if stored is not None:
+        procedure, received_at_us, channel, resolved_at_us, outcome, mode = stored
+        voided = False
+    else:
+        c = classify(live_events([event_view_from_wire(wire) for _, _, wire in applied]))
+        procedure = c.received_event.procedure_code if c.received_event is not None else None
+        received_at_us, channel, resolved_at_us, outcome, mode, voided = (c.received_at_us, c.channel, c.resolved_at_us,
+                                                                          c.outcome, c.mode, c.voided)
     return {
         "dossier_id": dossier_id,
-        "procedure": c.received_event.procedure_code if c.received_event is not None else None,
-        "received_at_us": c.received_at_us,
-        "channel": c.channel,
+        "procedure": procedure,
+        "received_at_us": received_at_us,
+        "channel": channel,
         "resolved_at_us": resolved_at_us,
-        "outcome": c.outcome,
-        "mode": c.mode,
-        "voided": c.voided,
-        "resolved": (not c.voided and c.outcome is not None and resolved_at_us is not None
+        "outcome": outcome,
+        "mode": mode,
+        "voided": voided,
+        "resolved": (not voided and outcome is not None and resolved_at_us is not None
                      and first_day <= local_day_number(resolved_at_us) <= last_day),
     }
 

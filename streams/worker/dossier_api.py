@@ -109,7 +109,7 @@ def answer_lines(rows: Iterator[tuple[str, bytes]], period: str, *, by_id: bool 
             record = dossier_record(dossier_id, row, period, always=by_id)
         if record is not None:
             sent += 1
-            yield orjson.dumps(record) + b"\n"
+            yield orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     yield orjson.dumps({"end": True, "dossiers": sent, "read": read}) + b"\n"
 
 

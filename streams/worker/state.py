@@ -183,6 +183,15 @@ def dossier_row_wires(raw: bytes) -> list[list]:
     return orjson.loads(raw[1:])[0] if raw[:1] == DOSSIER_ROW_FORMAT_2 else orjson.loads(raw)
 
 
+def dossier_row_parts(raw: bytes) -> tuple[list[list], list[list] | None]:
+    """The entries of a dossier row as `dossier_row_wires` gives them, and its stored
+    contribution `[[local day, field, n], ...]` (None in a row of format 1), undecoded."""
+    if raw[:1] == DOSSIER_ROW_FORMAT_2:
+        applied, contribution = orjson.loads(raw[1:])
+        return applied, contribution
+    return orjson.loads(raw), None
+
+
 def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
     """The applied events of a dossier row of either format."""
     return decode_dossier(raw).applied
