@@ -67,57 +67,59 @@ class ExportRow(NamedTuple):
 CLASSIFICATIONS = tuple(m for m in MODES if m != "unclassified")
 
 
-def _instant(text: str, where: str, name: str) -> int | None:
+def _instant(text: str, source: str, line: int, name: str) -> int | None:
     if not text:
         return None
     try:
         return rfc3339_to_us(text)
     except InvalidEvent as exc:
         if RFC3339_PATTERN.fullmatch(text):
-            raise ConfigError(f"{where}: {name} {text!r}: {exc.detail}") from None
-        raise ConfigError(f"{where}: {name} {text!r} is not an RFC 3339 time with its offset (2024-12-10T10:00:00+07:00)") from None
+            raise ConfigError(f"{source}:{line}: {name} {text!r}: {exc.detail}") from None
+        raise ConfigError(f"{source}:{line}: {name} {text!r} is not an RFC 3339 time with its offset (2024-12-10T10:00:00+07:00)") \
+            from None
 
 
-def _bad_choice(text: str, allowed: Iterable[str], where: str, name: str) -> ConfigError:
-    return ConfigError(f"{where}: {name} {text!r} is not one of {', '.join(allowed)}")
+def _bad_choice(text: str, allowed: Iterable[str], source: str, line: int, name: str) -> ConfigError:
+    return ConfigError(f"{source}:{line}: {name} {text!r} is not one of {', '.join(allowed)}")
 
 
-def _export_row(where: str, line: int, dossier_id: str, procedure: str, received_at: str, channel: str, resolved_at: str,
+def _export_row(source: str, line: int, dossier_id: str, procedure: str, received_at: str, channel: str, resolved_at: str,
                 outcome: str, classification: str) -> ExportRow:
     """One export record from its values (stripped, "" when absent), checked; ConfigError
-    naming the file and line (`where`) when it is bad. Called once per row of the export: the
-    checks are inline."""
+    naming the file (`source`) and line when it is bad. Called once per row of the export:
+    the checks are inline, and the message is only formatted for a bad row."""
     if not dossier_id:
-        raise ConfigError(f"{where}: dossier_id is missing")
+        raise ConfigError(f"{source}:{line}: dossier_id is missing")
     if channel and channel not in CHANNELS:
-        raise _bad_choice(channel, CHANNELS, where, "channel")
+        raise _bad_choice(channel, CHANNELS, source, line, "channel")
     if outcome and outcome not in OUTCOMES:
-        raise _bad_choice(outcome, OUTCOMES, where, "outcome")
+        raise _bad_choice(outcome, OUTCOMES, source, line, "outcome")
     if classification and classification not in CLASSIFICATIONS:
-        raise _bad_choice(classification, CLASSIFICATIONS, where, "classification")
+        raise _bad_choice(classification, CLASSIFICATIONS, source, line, "classification")
     if (not resolved_at) != (not outcome):
-        raise ConfigError(f"{where}: resolved_at and outcome go together (both, or neither for an unresolved dossier)")
-    return ExportRow(line, dossier_id, procedure or None, _instant(received_at, where, "received_at"), channel or None,
-                     _instant(resolved_at, where, "resolved_at"), outcome or None, classification or None)
+        raise ConfigError(f"{source}:{line}: resolved_at and outcome go together (both, or neither for an unresolved dossier)")
+    return ExportRow(line, dossier_id, procedure or None, _instant(received_at, source, line, "received_at"), channel or None,
+                     _instant(resolved_at, source, line, "resolved_at"), outcome or None, classification or None)
 
 
 def _column(name: str) -> str:
     return "procedure" if name == "procedure_code" else name
 
 
-def export_row(fields: Mapping[str, object], where: str, line: int) -> ExportRow:
-    """One export record (a JSON line's object), checked; ConfigError naming the file and line when it is bad."""
+def export_row(fields: Mapping[str, object], source: str, line: int) -> ExportRow:
+    """One export record (a JSON line's object) of line `line` of file `source`, checked;
+    ConfigError naming the file and line when it is bad."""
     values = dict.fromkeys(EXPORT_FIELDS, "")
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{where}: {_column(name)} must be a string, got {value!r}")
+            raise ConfigError(f"{source}:{line}: {_column(name)} must be a string, got {value!r}")
         if _column(name) in values:
             values[_column(name)] = (value or "").strip()
-    return _export_row(where, line, *values.values())
+    return _export_row(source, line, *values.values())
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[ExportRow]:
-    file_name = str(path)
+    source = str(path)
     reader = csv.reader(io.StringIO(text))
     header = [_column(column.strip()) for column in next(reader, [])]
     if "dossier_id" not in header:
@@ -134,8 +136,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[ExportRow]:
                 raise ConfigError(f"{path}:{reader.line_num}: more values than header columns")
             values += [""] * (width - len(values))  # a short row: its missing values are absent
         values.append("")
-        line = reader.line_num
-        yield _export_row(f"{file_name}:{line}", line, *[value.strip() for value in pick(values)])
+        yield _export_row(source, reader.line_num, *[value.strip() for value in pick(values)])
 
 
 def read_export(path: Path) -> list[ExportRow]:
@@ -155,7 +156,7 @@ def read_export(path: Path) -> list[ExportRow]:
                 raise ConfigError(f"{path}:{number}: not JSON: {exc}") from None
             if not isinstance(record, dict):
                 raise ConfigError(f"{path}:{number}: expected a JSON object")
-            rows.append(export_row(record, f"{path}:{number}", number))
+            rows.append(export_row(record, str(path), number))
     else:
         rows = list(_csv_rows(path, text))
     seen: dict[str, int] = {}
