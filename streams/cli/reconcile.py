@@ -24,7 +24,7 @@ class _Background(threading.Thread):
     `result()` waits for it and returns its value, or raises its exception here."""
 
     def __init__(self, work: Callable[[], Any]) -> None:
-        super().__init__(name="emc-reconcile-read", daemon=True)
+        super().__init__(name="reconcile-emc-side", daemon=True)
         self._work = work
         self._value: Any = None
         self._error: BaseException | None = None
