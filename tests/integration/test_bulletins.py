@@ -67,6 +67,9 @@ def test_publish_as_published_and_diff(settings: Settings, start_worker, redis_c
     assert redis_client.hget(national, "published_version") == "1"
     assert int(redis_client.hget(keys.agency("T01", "2024-12"), "events_after_close")) == 6  # all of it is late now
     assert redis_client.hget(keys.agency("T01", "2024-12"), "last_changed_at")
+    for block in (national, keys.block("province", "2024-12")):  # the block hashes carry them too (item 3)
+        assert redis_client.hget(block, "events_after_close") == redis_client.hget(block, "events_applied") != "0"
+        assert redis_client.hget(block, "last_changed_at") and redis_client.hget(block, "published_version") == "1"
 
     formats = [("text", "vi"), ("json", "en"), ("html", "vi")]
     before = {f: emc(settings, "report", "--period", "2024-12", "--as-published", "--format", f, "--lang", lang).stdout
