@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from streams.domain.registry import Registry
 from streams.kafka.producer import EventProducer
@@ -15,6 +15,7 @@ from streams.simulation.simulator import SimulationConfig, simulate
 from tests.integration.conftest import events_handled as _events_handled
 from tests.integration.conftest import redis_counts, wait_until
 from tests.support.oracle import batch_counts_of_messages
+from tests.support.topics import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +33,7 @@ def test_a_killed_broker_started_again_serves_its_whole_log(restartable_broker) 
     restartable_broker.kill()
     restartable_broker.start_again()
 
-    consumer = KafkaConsumer(bootstrap_servers=servers, consumer_timeout_ms=10_000)
-    partition = TopicPartition("restart-log", 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    values = [int(record.value) for record in consumer]
-    consumer.close()
+    values = [int(record.value) for record in read_to_end(servers, "restart-log", partitions=[0])]
     assert values == list(range(500))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from streams.domain.registry import Registry
 from streams.local.stack import start_redis
@@ -22,6 +22,7 @@ from streams.simulation.simulator import SimulationConfig, simulate
 from tests.integration.conftest import WorkerProcess, events_handled, redis_counts, wait_until
 from tests.support.oracle import batch_counts_of_messages
 from tests.support.poison import poison
+from tests.support.topics import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +104,12 @@ def test_kills_broker_restart_redis_wipe_and_poison_leave_every_count_exact(
 
     # Every bad message is on the dead-letter topic (a replay after a SIGKILL may add copies:
     # the dead-letter topic is at least once, so count distinct source offsets).
-    consumer = KafkaConsumer(settings.dead_letter_topic, bootstrap_servers=settings.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=15_000)
-    sources = {(dict(r.headers)["emc-source-partition"], dict(r.headers)["emc-source-offset"]) for r in consumer}
-    consumer.close()
+    def dead_letter_sources() -> set:
+        # Read again until the count is reached: the last dead letters may still be on their way.
+        records = read_to_end(settings.bootstrap_servers, settings.dead_letter_topic)
+        found = {(dict(r.headers)["emc-source-partition"], dict(r.headers)["emc-source-offset"]) for r in records}
+        return found if len(found) >= len(bad) else set()
+
+    sources = wait_until(dead_letter_sources, 60, f"{len(bad)} distinct dead letters")
     assert len(sources) == len(bad)
     print(f"chaos: {faults}; {len(expected)} agency-periods exact; {len(sources)} dead letters for {len(bad)} bad messages")

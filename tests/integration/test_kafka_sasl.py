@@ -15,8 +15,6 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.errors import ExternalServiceError
-from streams.kafka.producer import EventProducer
 from streams.kafka.security import aiokafka_security
 from streams.local.demo import worker_environment
 from streams.local.stack import RunningProcess, free_port, tansu_binary, wait_for_port
@@ -30,9 +28,9 @@ def sasl(settings, password: str = "emc-worker-dev"):
 
 
 def test_a_sasl_client_against_a_plain_broker_fails_with_a_clear_error(settings, tmp_path) -> None:
-    with pytest.raises(ExternalServiceError, match="cannot reach broker"):
-        EventProducer(sasl(settings))
-    # The CLI: one line, exit 1, the settings taken from EMC_KAFKA_* variables.
+    # Through the CLI: one line, exit 1, the settings taken from EMC_KAFKA_* variables. `emc
+    # publish` builds an EventProducer, whose ExternalServiceError that line is; checking it in
+    # this process as well cost kafka-python's 30 s bootstrap timeout once more and proved nothing more.
     events = tmp_path / "events.jsonl"
     events.write_text('{"agency_code": "HNI"}\n')
     env = worker_environment(sasl(settings))

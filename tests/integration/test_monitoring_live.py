@@ -359,7 +359,7 @@ def stack(broker: RunningProcess, redis_process: RunningProcess,
                    120, f"{resolved} resolved dossiers in Prometheus")
         yield stack
     finally:
-        worker.stop()
+        worker.discard()
         for process in processes:
             process.stop()
         webhook.shutdown()

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import orjson
 import pytest
-from kafka import KafkaConsumer
 
 from streams.domain.periods import current_periods, today_local
 from streams.domain.registry import Registry
@@ -15,6 +14,7 @@ from streams.kafka.producer import EventProducer
 from streams.sinks.keys import RedisKeys
 from tests.support.events import wire_event
 from tests.support.metrics import samples
+from tests.support.topics import read_to_end
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -134,12 +134,8 @@ def test_hand_written_stream_reaches_redis_metrics_and_dead_letters(settings, st
     assert current_periods(now)["day"] == TODAY.isoformat()
 
     # The dead-letter topic holds the original bytes, the reason and the source position.
-    consumer = KafkaConsumer(
-        settings.dead_letter_topic, bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest", consumer_timeout_ms=10_000, group_id=None,
-    )
-    letters = [m for m, _ in zip(consumer, range(6))]
-    consumer.close()
+    letters = read_to_end(settings.bootstrap_servers, settings.dead_letter_topic)
+    assert len(letters) == 6
     reasons = {dict(m.headers)["emc-reason"].decode() for m in letters}
     assert reasons == {"not_json", "unknown_agency", "key_mismatch", "oversize", "not_utf8", "schema"}
     not_json = next(m for m in letters if dict(m.headers)["emc-reason"] == b"not_json")

@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.domain.registry import Registry
@@ -19,6 +19,7 @@ from streams.simulation.simulator import SimulationConfig, simulate
 from tests.integration.conftest import redis_counts, wait_until
 from tests.support.oracle import batch_counts_of_messages
 from tests.support.poison import BAD_HEADERS, TWO_MIB, poison
+from tests.support.topics import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +56,8 @@ def test_ten_thousand_poison_messages_are_dead_lettered_exactly_and_counts_stay_
                f"counts exact; log:\n{worker.log_tail()}", 2.0)
     wait_until(lambda: _dead_letters_counted(worker) == len(bad), 60, "every dead letter counted")
 
-    consumer = KafkaConsumer(settings.dead_letter_topic, bootstrap_servers=settings.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=15_000, fetch_max_bytes=16 * TWO_MIB,
-                             max_partition_fetch_bytes=4 * TWO_MIB)
-    letters = list(consumer)
-    consumer.close()
+    letters = read_to_end(settings.bootstrap_servers, settings.dead_letter_topic, fetch_max_bytes=16 * TWO_MIB,
+                          max_partition_fetch_bytes=4 * TWO_MIB)
     assert len(letters) == len(bad)
     reasons = Counter(dict(r.headers)["emc-reason"].decode() for r in letters)
     assert set(reasons) >= {"not_json", "not_utf8", "schema", "unknown_agency", "key_mismatch", "oversize"}, reasons

@@ -172,7 +172,7 @@ def fed(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
                    f"the June rankings in Redis; worker log:\n{worker.log_tail()}")
         yield state
     finally:
-        worker.stop()
+        worker.discard()
         client.close()
 
 

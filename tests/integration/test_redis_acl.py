@@ -82,7 +82,7 @@ def test_the_worker_writes_as_the_writer_and_the_cli_reads_as_the_reader(setting
         log_text = process.log_path.read_text()
         assert REDIS_DEV_WRITER[1] not in log_text and "NOPERM" not in log_text
     finally:
-        process.stop()
+        process.discard()
 
     capsys.readouterr()
     assert main(["agency", "status", "--format", "json", "--redis-url", reader_url]) == 0

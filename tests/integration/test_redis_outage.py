@@ -193,6 +193,6 @@ def test_redis_restarted_empty_gets_every_key_back(settings, tmp_path: Path) -> 
               f"in {time.monotonic() - wiped:.1f} s")
         assert worker.process is not None and worker.process.poll() is None
     finally:
-        worker.stop()
+        worker.discard()
         own_redis.stop()
 
