@@ -41,7 +41,7 @@ def test_kills_broker_restart_redis_wipe_and_poison_leave_every_count_exact(
     settings = replace(settings, redis_url=f"redis://127.0.0.1:{own_redis.port}/0")
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     agencies = [a.code for a in REGISTRY.valid_on(date(2025, 1, 1))][:12]
-    config = SimulationConfig(agencies=agencies, dossiers=2500, seed=88, duplicate_share=0.08, correction_share=0.06,
+    config = SimulationConfig(agencies=agencies, dossiers=1500, seed=88, duplicate_share=0.08, correction_share=0.06,
                               void_share=0.03, late_share=0.15, bad_share=0.0,
                               start=datetime(2024, 12, 1, tzinfo=timezone.utc), end=datetime(2025, 2, 1, tzinfo=timezone.utc))
     valid = [(m.key, m.value, []) for m in simulate(config)]

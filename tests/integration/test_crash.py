@@ -37,7 +37,7 @@ def settings(settings, tmp_path):  # every event signed, and signatures enforced
 def test_sigkill_mid_stream_and_two_workers_keep_every_count_exact(settings, start_worker, redis_client) -> None:
     agencies = [a.code for a in REGISTRY.valid_on(datetime(2025, 1, 1).date())][:12]
     config = SimulationConfig(
-        agencies=agencies, dossiers=3000, seed=2024,
+        agencies=agencies, dossiers=1500, seed=2024,  # ~7,200 events, 574 agency-periods (3,000: 13,800 and 579)
         start=datetime(2024, 12, 10, tzinfo=timezone.utc), end=datetime(2025, 1, 20, tzinfo=timezone.utc),
         duplicate_share=0.08, correction_share=0.06, void_share=0.03, late_share=0.15, bad_share=0.01,
         midnight_share=0.1,

@@ -33,7 +33,7 @@ def _dead_letters_counted(worker) -> float:
 def test_ten_thousand_poison_messages_are_dead_lettered_exactly_and_counts_stay_exact(settings, start_worker, redis_client) -> None:
     rng = random.Random(4)
     agencies = [a.code for a in REGISTRY.valid_on(date(2025, 1, 1))][:10]
-    config = SimulationConfig(agencies=agencies, dossiers=2000, seed=44, bad_share=0.0,
+    config = SimulationConfig(agencies=agencies, dossiers=1000, seed=44, bad_share=0.0,
                               start=datetime(2025, 1, 1, tzinfo=timezone.utc), end=datetime(2025, 2, 1, tzinfo=timezone.utc))
     valid = [(m.key, m.value, BAD_HEADERS if rng.random() < 0.05 else []) for m in simulate(config)]
     bad = [poison(n, agencies[n % len(agencies)], rng) for n in range(9_999)]
