@@ -79,7 +79,16 @@ def local(args: list[str]) -> int:
         return child.wait()
 
 
+# Two test processes: most of the integration tests' time is waiting (consumer groups joining,
+# outages and windows that last their length), which the other process fills. tests/conftest.py
+# keeps each module on one process and the event-streaming modules in one queue. `-n 0` (or any
+# -n given) overrides this.
+PARALLEL_PYTEST = ["-n", "2", "--dist", "loadgroup"]
+
+
 def test(args: list[str]) -> int:
+    if not any(arg.startswith(("-n", "--numprocesses")) for arg in args):
+        args = [*PARALLEL_PYTEST, *args]
     python = ensure_venv("dev")
     ensure_debian_packages()
     try:

@@ -50,7 +50,9 @@ needs_alertmanager = pytest.mark.skipif(
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    # A guard against a hung promtool only: `test rules` is CPU-bound (about 20 s alone) and took
+    # over 120 s beside another test process on a machine at load 20.
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=480)
 
 
 def _alert_rules() -> list[dict]:
