@@ -83,7 +83,7 @@ def local(args: list[str]) -> int:
 # outages and windows that last their length), which the other process fills. tests/conftest.py
 # keeps each module on one process and the event-streaming modules in one queue. `-n 0` (or any
 # -n given) overrides this.
-PARALLEL_PYTEST = ["-n", "2", "--dist", "loadgroup"]
+PARALLEL_PYTEST = ["-n", "2", "--dist", "loadfile"]
 
 
 def test(args: list[str]) -> int:
