@@ -285,13 +285,18 @@ def even_split(total: int, weights: Sequence[float], phase: float) -> list[int]:
     weight_sum = sum(weights)
     if total == 0 or weight_sum <= 0:
         return [0] * len(weights)
+    last = max(index for index, weight in enumerate(weights) if weight > 0)
     parts = []
     running = 0.0
     done = 0
     for index, weight in enumerate(weights):
+        if weight <= 0:
+            parts.append(0)
+            continue
         running += weight
-        # The last bound is the total itself: a float running share may fall short of it.
-        bound = total if index == len(weights) - 1 else min(total, math.floor(total * running / weight_sum + phase))
+        # The last bound is the total itself: a float running share may fall short of it
+        # (7 × 2.35 / 2.35 is 6.999… in floats), and nothing of it may go to a weight of 0.
+        bound = total if index == last else min(total, math.floor(total * running / weight_sum + phase))
         parts.append(bound - done)
         done = bound
     return parts

@@ -113,3 +113,8 @@ def test_indicator_1_holds_at_any_scale(scale: float, period: str | None) -> Non
     found = _procedure_rates(sim, (2025, 4))["full_online_procedures"]
     for scope, rate in found.items():
         assert abs(rate - PUBLISHED_2025_04_PROCEDURES["full_online_procedures"][scope]) < 0.1, (scope, rate)
+
+
+def test_a_share_that_is_whole_in_exact_arithmetic_is_not_pushed_onto_a_zero_weight() -> None:
+    # 7 × 2.35 / 2.35 is 6.999… in floats: found by the property test above.
+    assert even_split(7, [2.35, 0.0], 0.0) == [7, 0]
