@@ -19,6 +19,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if record.processName != "MainProcess":
+            # A worker's ingest children (streams.worker.ingest_process) share its stderr:
+            # say which of them a line comes from.
+            entry["process"] = record.processName
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
