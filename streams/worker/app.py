@@ -234,7 +234,6 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
 
     def count_dead_letter(letter: DeadLetter) -> None:
         metrics.events.labels(type=letter.event_type, result="dead_letter").inc()
-        log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail, "partition": letter.partition, "offset": letter.offset})
 
     health = Health(stall_after_s=settings.stall_after_s)
     authenticator = None if settings.auth == "off" or keyring is None else EventAuthenticator(

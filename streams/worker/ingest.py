@@ -247,7 +247,9 @@ class IngestStage:
             commit[tp] = messages[-1].offset + 1
         await asyncio.gather(*pending)
         self.stats.delivered += 1
-        for letter in letters:  # counted once the dead-letter topic has acknowledged it
+        for letter in letters:  # logged and counted once the dead-letter topic has acknowledged it
+            log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail,
+                                           "partition": letter.partition, "offset": letter.offset})
             self._on_dead_letter(letter)
         try:
             await consumer.commit(commit)

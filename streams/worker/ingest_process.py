@@ -185,8 +185,6 @@ async def _child_main(spec: _ChildSpec, connection: Connection) -> None:
 
     def count_dead_letter(letter: DeadLetter) -> None:
         dead_letters[letter.event_type] += 1
-        log.info("dead letter", extra={"reason": letter.reason, "detail": letter.detail, "partition": letter.partition,
-                                       "offset": letter.offset})
 
     settings = spec.settings
     authenticator = None if settings.auth == "off" or spec.keyring is None else EventAuthenticator(
