@@ -448,7 +448,6 @@ def _start_catch_ups(worker: Worker, stalled: dict[PartitionKey, float], seen: _
         log.info("Faust's consumer delivers nothing of a batch partition with lag", extra={
             "event": "consumer_not_delivering", "partition": partition, "end": end,
             "faust": _consumer_diagnostics(worker, partition)})
-        worker.catch_up_streak.caught_up(partition)
         task = asyncio.ensure_future(stage.catch_up(partition, end))
         task.add_done_callback(lambda done, p=partition: _catch_up_done(worker, p, done))
         catching_up[partition] = task
@@ -461,7 +460,12 @@ def _catch_up_done(worker: Worker, partition: int, task: asyncio.Future) -> None
     if error is not None:
         exit_now(EXIT_TASK_ENDED, "catching up a stalled batch partition failed, exiting for a restart",
                  event="task_ended", task="state catch-up", partition=partition, error=repr(error))
-    elif worker.catch_up_streak.exhausted(partition):
+        return
+    # Only a catch-up that applied something counts towards the exit: one that found the
+    # partition already at its end (the consumer delivered meanwhile) shows no stuck consumer.
+    if task.result():
+        worker.catch_up_streak.caught_up(partition)
+    if worker.catch_up_streak.exhausted(partition):
         # Applied up to the end first, so the restarted worker has nothing of it to redo.
         exit_now(EXIT_STALLED, "Faust's consumer delivers nothing of a batch partition it holds, exiting for a restart",
                  event="consumer_not_delivering_exit", partition=partition, catch_ups=worker.catch_up_streak.limit)
