@@ -15,7 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 # (stage, markers): the first stage with a marker in the stack takes the sample.
+# The periodic work of the state process comes first: its stacks also read stores and decode
+# counter rows, which are the applier's only when no timer is on the stack. Every task runs
+# under `supervised` (streams/worker/health.py), so a marker must name the task's own function.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("/metrics (HTTP thread)", ("do_GET (streams/worker/health.py", "prometheus_client")),
+    ("periodic: rankings loop", ("run_rankings (streams/worker/app.py",)),
+    ("periodic: tick, agency readings", ("_read_agencies (streams/worker/app.py",)),
+    ("periodic: tick, snapshot flush to Redis", ("flush (streams/sinks/redis_snapshots.py",)),
+    ("periodic: tick, rest", ("_tick (streams/worker/app.py", "run_snapshots (streams/worker/app.py")),
     ("state: store reads", ("RowWriter.get ", "get_stored ", "(streams/worker/changelog.py:1", "_get (faust/stores/rocksdb")),
     ("state: changelog flush (RocksDB write batch, sends)", ("flush (streams/worker/changelog.py", "_write_stores", "_send (streams/worker/changelog.py")),
     ("state: classification", ("row_day_counts_of_applied", "counts_of_applied", "classify")),
@@ -26,9 +34,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ingest: validation/decode", ("validate_record", "parse_event", "decode_event")),
     ("ingest: batch encoding", ("encode_batch",)),
     ("ingest: consume/produce, rest", ("streams/worker/ingest.py", "ingest_process")),
-    ("snapshots to Redis", ("streams/sinks/",)),
-    ("/metrics and health", ("prometheus_client", "streams/worker/health.py")),
-    ("progress watch", ("streams/worker/progress.py", "_measure")),
+    ("progress watch", ("_watch_progress (streams/worker/app.py", "streams/worker/progress.py")),
+    ("other Redis writers (control, owners, bulletins)", ("streams/sinks/", "streams/kafka/control.py",
+                                                          "streams/reports/bulletins.py")),
 )
 OTHER = "Faust, aiokafka, asyncio, other"
 

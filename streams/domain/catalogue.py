@@ -90,7 +90,10 @@ class Procedure:
 
     def level_on(self, day: date) -> str | None:
         """The level in force on `day`; None before the first valid_from and while withdrawn."""
-        starts = [change.valid_from for change in self.levels]
+        levels = self.levels
+        if len(levels) == 1:  # most procedures never change level
+            return levels[0].level if levels[0].valid_from <= day and levels[0].level != WITHDRAWN else None
+        starts = [change.valid_from for change in levels]
         index = bisect.bisect_right(starts, day) - 1
         if index < 0 or self.levels[index].level == WITHDRAWN:
             return None
@@ -216,6 +219,9 @@ class Catalogue:
     """The latest record of every procedure, by agency."""
 
     by_agency: Mapping[str, Mapping[str, Procedure]] = field(default_factory=dict)
+    # (agency, period) -> `_in_force_at_end_of`; filled as asked (mutable inside a frozen value)
+    _in_force_memo: dict[tuple[str, str], tuple[date, int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @staticmethod
     def of(procedures: Iterable[Procedure]) -> Catalogue:
@@ -240,22 +246,47 @@ class Catalogue:
     def figures(self, agency: str, period: str, procedure_counts: Mapping[str, int]) -> dict[str, int]:
         """The PROCEDURE_FIGURES of an agency and period, from its per-procedure counts (the
         counter row's, PROCEDURE_*_PREFIX + code -> n, zero counts absent)."""
-        last_day = parse_period(period).last_day
+        last_day, in_force, full_online_in_force = self._in_force_at_end_of(agency, period)
         catalogued = self.by_agency.get(agency, {})
-        levels = {code: p.level_on(last_day) for code, p in catalogued.items()}
-        in_force = [level for level in levels.values() if level is not None]
-        with_dossiers = [name[len(PROCEDURE_RECEIVED_PREFIX):] for name, n in procedure_counts.items()
-                         if n > 0 and name.startswith(PROCEDURE_RECEIVED_PREFIX)]
-        with_online = [name[len(PROCEDURE_RECEIVED_ONLINE_PREFIX):] for name, n in procedure_counts.items()
-                       if n > 0 and name.startswith(PROCEDURE_RECEIVED_ONLINE_PREFIX)]
+        with_dossiers = not_in_catalogue = full_online_with_online = 0
+        received, online = PROCEDURE_RECEIVED_PREFIX, PROCEDURE_RECEIVED_ONLINE_PREFIX
+        for name, n in procedure_counts.items():
+            if n <= 0:
+                continue
+            if name.startswith(received):
+                with_dossiers += 1
+                procedure = catalogued.get(name[len(received):])
+                if procedure is None or procedure.level_on(last_day) is None:
+                    not_in_catalogue += 1
+            elif name.startswith(online):
+                procedure = catalogued.get(name[len(online):])
+                if procedure is not None and procedure.level_on(last_day) == "full_online":
+                    full_online_with_online += 1
         return {
-            "procedures_in_force": len(in_force),
-            "full_online_procedures_in_force": sum(1 for level in in_force if level == "full_online"),
-            "procedures_with_dossiers": len(with_dossiers),
-            "full_online_procedures_with_online_dossiers": sum(
-                1 for code in with_online if levels.get(code) == "full_online"),
-            "procedures_not_in_catalogue": sum(1 for code in with_dossiers if levels.get(code) is None),
+            "procedures_in_force": in_force,
+            "full_online_procedures_in_force": full_online_in_force,
+            "procedures_with_dossiers": with_dossiers,
+            "full_online_procedures_with_online_dossiers": full_online_with_online,
+            "procedures_not_in_catalogue": not_in_catalogue,
         }
+
+    def _in_force_at_end_of(self, agency: str, period: str) -> tuple[date, int, int]:
+        """(the period's last day, procedures of the agency in force then, of those at
+        full_online). A catalogue never changes (a new record makes a new one), so this is
+        remembered: every snapshot tick asks for the same agencies and current periods."""
+        known = self._in_force_memo.get((agency, period))
+        if known is None:
+            if len(self._in_force_memo) >= IN_FORCE_MEMO_SIZE:
+                self._in_force_memo.clear()  # a backlog asks for many past periods once each
+            last_day = parse_period(period).last_day
+            levels = [level for p in self.by_agency.get(agency, {}).values()
+                      if (level := p.level_on(last_day)) is not None]
+            known = self._in_force_memo[(agency, period)] = (
+                last_day, len(levels), sum(1 for level in levels if level == "full_online"))
+        return known
+
+
+IN_FORCE_MEMO_SIZE = 50_000  # entries of a few dozen bytes each
 
 
 CATALOGUE_ONLY_WINDOWS: tuple[str, ...] = ("month", "quarter", "year")  # indicator 1 without dossiers

@@ -74,6 +74,24 @@ async def read_period_counts(client: aioredis.Redis, keys: RedisKeys, registry: 
     return {code: counts_from_hash(fields) for code, fields in zip(codes, hashes, strict=True) if fields}
 
 
+RANKED_FIELDS: tuple[str, ...] = ("full_online", "resolved")  # all a ranking reads of a unit's counts
+
+
+async def read_ranked_counts(client: aioredis.Redis, keys: RedisKeys, registry: Registry, period: str) -> dict[str, dict[str, int]]:
+    """agency code -> its RANKED_FIELDS in the period, for every registry agency that has a hash.
+
+    Only these two of the ~40 fields: parsing every agency's whole hash, for every period
+    rebuilt, was most of the leader's ranking cost. An agency hash always has every count
+    field (streams/sinks/redis_snapshots.py), so a hash exists when its `resolved` does."""
+    codes = [agency.code for agency in registry]
+    async with client.pipeline(transaction=False) as pipe:
+        for code in codes:
+            pipe.hmget(keys.agency(code, period), RANKED_FIELDS)
+        replies = await pipe.execute()
+    return {code: {name: int(value or 0) for name, value in zip(RANKED_FIELDS, values)}
+            for code, values in zip(codes, replies, strict=True) if values[1] is not None}
+
+
 async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, str]:
     """agency code -> status, from the `agencies` hash (documents without a status are left out)."""
     out: dict[str, str] = {}
@@ -149,7 +167,7 @@ class RankingPublisher:
         except ValueError:
             log.warning("not a period in the rankings dirty set, ignored: %r", period)
             return
-        counts = await read_period_counts(self._client, self.keys, self._registry, period)
+        counts = await read_ranked_counts(self._client, self.keys, self._registry, period)
         generated_at = now_rfc3339("milliseconds")
         values: dict[str, bytes] = {}
         for view in (AS_WAS, RESTATED):

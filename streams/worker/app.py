@@ -59,6 +59,7 @@ from streams.sinks.redis_snapshots import SnapshotPublisher, connect
 from streams.worker import faust_transport
 from streams.worker.authentication import EventAuthenticator
 from streams.worker.changelog import ChangelogWriter, RowWriter
+from streams.worker.counts_cache import CountsCache
 from streams.worker.dossier_api import ROUTE as DOSSIER_ROUTE
 from streams.worker.dossier_api import DossierEndpoint, OwnerAdvertiser, RowStore
 from streams.worker.health import (
@@ -121,6 +122,8 @@ class Worker:
     dossier_endpoint: DossierEndpoint | None = None  # GET /v1/dossiers, served by the metrics HTTP server
     owner_advertiser: OwnerAdvertiser | None = None  # the `workers` hash entries of the partitions it serves
     catch_up_streak: CatchUpStreak = field(default_factory=lambda: CatchUpStreak(CATCH_UPS_BEFORE_EXIT))
+    counts_cache: CountsCache | None = None  # the current periods' snapshot fields, between ticks
+    owned_generation: int | None = None  # the consumer group generation of `owned_partitions`
 
     def owned_agencies(self) -> list[str]:
         return [code for code, p in self._agency_partition.items() if p in self.owned_partitions]
@@ -250,6 +253,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         ingest = IngestStage(settings, registry, count_dead_letter, authenticator)
     worker = Worker(settings, registry, app, stores, metrics, ingest, health)
     worker._agency_partition = {a.code: state_partition_for(a.code, settings.partitions) for a in registry}
+    worker.counts_cache = CountsCache(lambda agency, period, catalogue: snapshot_counts(stores, agency, period, catalogue))
     applier = StateApplier(stores)
 
     def dossier_store(partition: int) -> RowStore | None:
@@ -310,12 +314,15 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
 
     async def run_snapshots() -> None:
         worker.publisher = SnapshotPublisher(settings, registry, connect(settings), redis_outage)
+        delay = settings.snapshot_interval_s
         while True:
-            await asyncio.sleep(settings.snapshot_interval_s)
+            await asyncio.sleep(delay)
+            started = time.monotonic()
             try:
                 await _tick(worker)
             except Exception:  # noqa: BLE001 - a failed tick is logged and retried next tick
                 log.exception("snapshot tick failed")
+            delay = periodic_delay(settings.snapshot_interval_s, time.monotonic() - started)
 
     task("snapshot timer", run_snapshots)
 
@@ -324,13 +331,17 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         worker.rankings = RankingPublisher(settings.redis_prefix, registry, connect(settings), redis_outage)
         bulletins = BulletinWatch(connect(settings), registry, settings.redis_prefix)  # the bulletin gauges
         bulletins_due = 0.0
+        delay = settings.snapshot_interval_s
         while True:
-            await asyncio.sleep(settings.snapshot_interval_s)
+            await asyncio.sleep(delay)
+            delay = settings.snapshot_interval_s
             if not worker.is_leader or not worker.in_sync:
                 continue
             now = datetime.now(timezone.utc)
+            started = time.monotonic()
             try:
                 await worker.rankings.publish(current_periods(now).values(), today_local(now))
+                delay = periodic_delay(settings.snapshot_interval_s, time.monotonic() - started)
                 if time.monotonic() >= bulletins_due:
                     bulletins_due = time.monotonic() + BULLETIN_REFRESH_S
                     worker.metrics.bulletins.update(await bulletins.refresh())
@@ -344,9 +355,27 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
     return worker
 
 
+# The snapshot tick and the rankings rebuild each take at most about this share of the
+# process's time: after a round that took `t` seconds the next starts `t * (1 / share - 1)`
+# later (never sooner than the configured interval). A worker draining a backlog dirties
+# many rows each second; written every second, they took a third of its time. Waiting
+# longer writes each row once for many changes, and applying batches keeps the core.
+PERIODIC_SHARE = 0.10
+# ... but never later than this: the contract's freshness bound (5 s) holds while a tick
+# takes under 1 s, whatever the load.
+PERIODIC_MAX_DELAY_S = 4.0
+
+
+def periodic_delay(interval_s: float, took_s: float) -> float:
+    """Seconds until the next round of a periodic task whose last round took `took_s`."""
+    return min(max(interval_s, took_s * (1 / PERIODIC_SHARE - 1)), max(interval_s, PERIODIC_MAX_DELAY_S))
+
+
 def _record(worker: Worker, outcome: BatchOutcome) -> None:
     for (event_type, result), n in outcome.results.items():
         worker.metrics.events.labels(type=event_type, result=result).inc(n)
+    if worker.counts_cache is not None:
+        worker.counts_cache.changed(outcome.dirty_counters)
     if worker.publisher is not None:
         worker.publisher.mark_dirty(outcome.dirty_counters)
     else:  # the timer has not started yet: resync on its first tick covers these rows
@@ -588,6 +617,8 @@ async def _tick(worker: Worker) -> None:
 
     now = datetime.now(timezone.utc)
     periods = current_periods(now)
+    if worker.counts_cache is not None:
+        worker.counts_cache.keep_only(periods.values())
     publisher.mark_catalogue_only_rows(catalogue, worker.owned_agencies(), periods.values())
     readings = _read_agencies(worker, control, catalogue, now, periods)
     docs = {}
@@ -596,7 +627,7 @@ async def _tick(worker: Worker) -> None:
         docs[reading.code].update(agency_control_fields(control, reading.code, us_of(now), periods["month"]))
 
     def read_counts(agency: str, period: str) -> dict[str, int]:
-        return snapshot_counts(worker.stores, agency, period, catalogue)
+        return _counts(worker, agency, period, catalogue)
 
     await publisher.flush(read_counts, docs, list(periods.values()) if worker.is_leader else None)
     if worker.owner_advertiser is not None:
@@ -618,10 +649,16 @@ OWNERSHIP_SCAN_CHUNK = 2000
 
 
 async def _take_ownership(worker: Worker, publisher: SnapshotPublisher, owned: frozenset[int]) -> None:
-    if owned != worker.owned_partitions or not worker.in_sync:
+    generation = faust_transport.generation(worker.app)
+    if owned != worker.owned_partitions or not worker.in_sync or generation != worker.owned_generation:
         # New partitions (or a restart): everything they hold may be missing from Redis,
-        # e.g. rows written just before a crash. Re-publish all of their rows.
+        # e.g. rows written just before a crash. Re-publish all of their rows. A rebalance,
+        # even one that gave back the same partitions, may have restored their tables from
+        # the changelog: the cached counts are read again.
         worker.owned_partitions = owned
+        worker.owned_generation = generation
+        if worker.counts_cache is not None:
+            worker.counts_cache.clear()
         owned_agencies = set(worker.owned_agencies())
         rows = []
         for n, key in enumerate(worker.stores.counters.iter_keys()):  # type: ignore[attr-defined]
@@ -660,9 +697,16 @@ def _read_agencies(worker: Worker, control: ControlState, catalogue: Catalogue, 
         row = read_agency_row(worker.stores.agencies, code)
         in_maintenance = control.maintenance_at(code, now_us) is not None
         status = agency_status(row.last_event_us, row.last_heartbeat_us, now_us, worker.settings.silent_after_s, in_maintenance)
-        counts = {w: snapshot_counts(worker.stores, code, periods[w], catalogue) for w in WINDOWS}
+        counts = {w: _counts(worker, code, periods[w], catalogue) for w in WINDOWS}
         readings.append(AgencyReading(code, status, in_maintenance, row.last_event_us, row.last_heartbeat_us, counts))
     return readings
+
+
+def _counts(worker: Worker, agency: str, period: str, catalogue: Catalogue) -> dict[str, int]:
+    """The snapshot fields of a row: from the cache of the current periods' rows, else the tables."""
+    if worker.counts_cache is None:
+        return snapshot_counts(worker.stores, agency, period, catalogue)
+    return worker.counts_cache.counts(agency, period, catalogue)
 
 
 def _republish_if_redis_replaced(worker: Worker, publisher: SnapshotPublisher) -> None:

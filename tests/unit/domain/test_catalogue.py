@@ -377,3 +377,56 @@ def test_a_withdrawal_ends_a_procedure_from_its_day_and_keeps_its_history() -> N
                            "valid_from": "2025-12-01"})]
     [merged] = merge_import(REGISTRY, catalogue, rows)
     assert merged.level_on(date(2025, 12, 1)) is None and merged.level_on(date(2025, 4, 30)) == "full_online"
+
+
+# --- the figures' memo ---------------------------------------------------------------------
+
+def _figures_by_definition(catalogue: Catalogue, agency: str, period: str, counts: dict[str, int]) -> dict[str, int]:
+    """The figures as the module docstring defines them, computed afresh (no memo)."""
+    last_day = parse_period(period).last_day
+    levels = {code: p.level_on(last_day) for code, p in catalogue.by_agency.get(agency, {}).items()}
+    in_force = {code: level for code, level in levels.items() if level is not None}
+    received = {name[2:] for name, n in counts.items() if n > 0 and name.startswith("r:")}
+    online = {name[2:] for name, n in counts.items() if n > 0 and name.startswith("o:")}
+    return {
+        "procedures_in_force": len(in_force),
+        "full_online_procedures_in_force": sum(1 for level in in_force.values() if level == "full_online"),
+        "procedures_with_dossiers": len(received),
+        "full_online_procedures_with_online_dossiers": sum(1 for code in online if in_force.get(code) == "full_online"),
+        "procedures_not_in_catalogue": sum(1 for code in received if code not in in_force),
+    }
+
+
+_CODES = ("A", "B", "C", "D")
+_DAYS = ("2024-11-30", "2025-01-01", "2025-03-15", "2025-04-30", "2025-05-01")
+_PERIODS = ("2025", "2025-Q1", "2025-Q2", "2025-03", "2025-04", "2025-04-30", "2025-05-01", "2024-12")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    histories=st.dictionaries(st.sampled_from(_CODES), st.dictionaries(st.sampled_from(_DAYS), st.sampled_from(
+        ("full_online", "partial_online", "not_online", "withdrawn")), min_size=1, max_size=3), max_size=4),
+    asks=st.lists(st.tuples(st.sampled_from(_PERIODS), st.dictionaries(
+        st.sampled_from([f"{prefix}{code}" for prefix in ("r:", "o:") for code in (*_CODES, "X")]),
+        st.integers(0, 3), max_size=6)), min_size=1, max_size=8),
+)
+def test_remembered_figures_equal_the_definition_whatever_is_asked_in_any_order(
+        histories: dict[str, dict[str, str]], asks: list[tuple[str, dict[str, int]]]) -> None:
+    catalogue = Catalogue.of([_procedure(code, *((level, day) for day, level in levels.items()))
+                              for code, levels in histories.items()])
+    for period, counts in asks:  # the same period asked again reads the memo
+        assert catalogue.figures("T35", period, counts) == _figures_by_definition(catalogue, "T35", period, counts)
+        assert catalogue.figures("T01", period, counts) == _figures_by_definition(catalogue, "T01", period, counts)
+
+
+def test_the_memo_is_bounded_and_a_new_catalogue_starts_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.domain.catalogue as module
+
+    monkeypatch.setattr(module, "IN_FORCE_MEMO_SIZE", 3)
+    catalogue = Catalogue.of([_procedure("A", ("full_online", "2025-01-01"))])
+    for day in range(1, 8):
+        catalogue.figures("T35", f"2025-04-0{day}", {})
+        assert len(catalogue._in_force_memo) <= 3
+    changed = Catalogue.of([_procedure("A", ("partial_online", "2025-01-01"))])
+    assert changed.figures("T35", "2025-04-01", {})["full_online_procedures_in_force"] == 0
+    assert catalogue.figures("T35", "2025-04-01", {})["full_online_procedures_in_force"] == 1
