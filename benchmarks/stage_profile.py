@@ -41,8 +41,19 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 OTHER = "Faust, aiokafka, asyncio, other"
 
 
-def stage_shares(lines: list[str]) -> tuple[Counter, int]:
+PERIODIC = "periodic: "  # the stages of the timers, whose share of the state process is reported apart
+
+
+def in_child_process(stack: str) -> bool:
+    """py-spy --subprocesses starts a child's stack with its parent's `process` frame, then its own."""
+    frames = stack.split(";", 2)
+    return len(frames) > 1 and frames[1].startswith("process ")
+
+
+def stage_shares(lines: list[str]) -> tuple[Counter, int, Counter]:
+    """(stage -> samples, all samples, the state (main) process's samples: "all" and per stage)."""
     shares: Counter = Counter()
+    main: Counter = Counter()
     total = 0
     for line in lines:
         stack, _, count = line.rpartition(" ")
@@ -52,15 +63,21 @@ def stage_shares(lines: list[str]) -> tuple[Counter, int]:
         total += n
         stage = next((name for name, markers in STAGES if any(m in stack for m in markers)), OTHER)
         shares[stage] += n
-    return shares, total
+        if not in_child_process(stack):
+            main["all"] += n
+            main[stage] += n
+    return shares, total, main
 
 
 def report(path: Path) -> str:
-    shares, total = stage_shares(path.read_text().splitlines())
+    shares, total, main = stage_shares(path.read_text().splitlines())
     if not total:
         return f"py-spy: no busy sample in {path}"
     parts = [f"{name} {n * 100 / total:.1f} %" for name, n in shares.most_common()]
-    return f"py-spy, {total:,} busy samples: " + "; ".join(parts)
+    periodic = sum(n for name, n in main.items() if name.startswith(PERIODIC))
+    return (f"py-spy, {total:,} busy samples: " + "; ".join(parts)
+            + f"\npy-spy, the state (main) process: {main['all']:,} busy samples ({main['all'] * 100 / total:.1f} %), "
+            + f"of which periodic work (snapshot tick, rankings) {periodic * 100 / max(main['all'], 1):.1f} %")
 
 
 if __name__ == "__main__":
