@@ -76,20 +76,29 @@ async def read_period_counts(client: aioredis.Redis, keys: RedisKeys, registry: 
 
 RANKED_FIELDS: tuple[str, ...] = ("full_online", "resolved")  # all a ranking reads of a unit's counts
 
+# KEYS: agency hashes. Returns one string "i full_online resolved;..." for each KEYS[i] that
+# exists (an agency hash always has every count field, streams/sinks/redis_snapshots.py).
+# One command and one short reply instead of a command and a reply per agency: parsing those
+# in redis-py, for every agency and every period rebuilt, was most of the leader's ranking time.
+_READ_RANKED = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'full_online', 'resolved')
+  if v[2] then out[#out + 1] = i .. ' ' .. (v[1] or 0) .. ' ' .. v[2] end
+end
+return table.concat(out, ';')
+"""
+
 
 async def read_ranked_counts(client: aioredis.Redis, keys: RedisKeys, registry: Registry, period: str) -> dict[str, dict[str, int]]:
-    """agency code -> its RANKED_FIELDS in the period, for every registry agency that has a hash.
-
-    Only these two of the ~40 fields: parsing every agency's whole hash, for every period
-    rebuilt, was most of the leader's ranking cost. An agency hash always has every count
-    field (streams/sinks/redis_snapshots.py), so a hash exists when its `resolved` does."""
+    """agency code -> its RANKED_FIELDS in the period, for every registry agency that has a hash."""
     codes = [agency.code for agency in registry]
-    async with client.pipeline(transaction=False) as pipe:
-        for code in codes:
-            pipe.hmget(keys.agency(code, period), RANKED_FIELDS)
-        replies = await pipe.execute()
-    return {code: {name: int(value or 0) for name, value in zip(RANKED_FIELDS, values)}
-            for code, values in zip(codes, replies, strict=True) if values[1] is not None}
+    reply = as_text(await client.register_script(_READ_RANKED)(keys=[keys.agency(code, period) for code in codes]))
+    out: dict[str, dict[str, int]] = {}
+    for item in filter(None, reply.split(";")):
+        index, full_online, resolved = item.split(" ")
+        out[codes[int(index) - 1]] = {"full_online": int(full_online), "resolved": int(resolved)}
+    return out
 
 
 async def read_statuses(client: aioredis.Redis, keys: RedisKeys) -> dict[str, str]:

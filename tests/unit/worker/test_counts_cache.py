@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from streams.domain.catalogue import Catalogue
-from streams.worker.app import PERIODIC_MAX_DELAY_S, PERIODIC_SHARE, periodic_delay
+from streams.worker.app import PERIODIC_MAX_DELAY_S, PERIODIC_SHARE, CpuTimed, periodic_delay
 from streams.worker.counts_cache import CountsCache
 
 
@@ -69,3 +72,70 @@ def test_a_new_catalogue_or_a_clear_reads_every_row_again() -> None:
 ])
 def test_the_next_round_waits_in_proportion_to_the_last(interval: float, took: float, expected: float) -> None:
     assert periodic_delay(interval, took) == pytest.approx(expected)
+
+
+def _burn(seconds: float) -> None:
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+async def _round(results: list[str]) -> str:
+    _burn(0.05)
+    await asyncio.sleep(0.2)  # waiting: another task burns the CPU meanwhile
+    _burn(0.05)
+    results.append("done")
+    return "value"
+
+
+def test_a_round_is_timed_by_its_own_cpu_not_by_what_runs_while_it_waits() -> None:
+    async def main() -> tuple[str, float]:
+        async def busy_neighbour() -> None:
+            await asyncio.sleep(0.01)
+            _burn(0.15)
+
+        neighbour = asyncio.ensure_future(busy_neighbour())
+        timed = CpuTimed(_round([]))
+        value = await timed
+        await neighbour
+        return value, timed.cpu_s
+
+    value, cpu_s = asyncio.run(main())
+    assert value == "value"
+    # Its own 0.1 s of CPU; with the neighbour's 0.15 s or the 0.2 s of sleep it would be at
+    # least 0.25 s.
+    assert 0.1 <= cpu_s < 0.15
+
+
+def test_a_timed_round_can_be_cancelled_while_it_waits() -> None:
+    async def main() -> list[str]:
+        results: list[str] = []
+        task = asyncio.ensure_future(_await(CpuTimed(_round(results))))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return results
+
+    assert asyncio.run(main()) == []  # the second half never ran
+
+
+async def _await(timed: CpuTimed) -> object:
+    return await timed
+
+
+def test_behind_is_a_backlog_of_batch_messages_or_of_input_events() -> None:
+    from types import SimpleNamespace
+
+    from streams.worker.app import BEHIND_BATCH_MESSAGES, _behind
+
+    settings = SimpleNamespace(input_topic="in", batch_max_events=1000)
+
+    def worker(state_lag: dict, consumer_lag: dict) -> object:
+        return SimpleNamespace(settings=settings, state_lag=state_lag, consumer_lag=consumer_lag)
+
+    assert not _behind(worker({}, {}))  # nothing measured yet
+    assert not _behind(worker({0: 1, 1: 1}, {("in", 0): 400, ("in", 1): 500, ("batches", 0): 1}))  # a trickle
+    assert _behind(worker({0: BEHIND_BATCH_MESSAGES - 1, 3: 1}, {}))
+    assert _behind(worker({}, {("in", 0): 600, ("in", 1): 400}))
+    assert not _behind(worker({}, {("batches", 0): 5000}))  # the batch topic counts in messages, above
