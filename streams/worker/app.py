@@ -404,15 +404,16 @@ class CpuTimed:
                 thrown = exc
 
 
-# Batch messages waiting for the state stage, summed over its partitions, from which the
-# worker is behind (one message is in flight at any time under a steady trickle).
+# Batch messages waiting in one partition for the state stage from which the worker is
+# behind: under a steady trickle each ingest delivery adds at most one message to a
+# partition, which the state stage applies long before the next; a backlog adds dozens.
 BEHIND_BATCH_MESSAGES = 3
 
 
 def _behind(worker: Worker) -> bool:
     """A backlog to drain: batch messages wait for the state stage, or more than a batch
     message's worth of events for the ingest stage (as the progress watch last measured)."""
-    if sum(worker.state_lag.values()) >= BEHIND_BATCH_MESSAGES:
+    if max(worker.state_lag.values(), default=0) >= BEHIND_BATCH_MESSAGES:
         return True
     input_topic = worker.settings.input_topic
     return sum(lag for (topic, _), lag in worker.consumer_lag.items() if topic == input_topic) >= worker.settings.batch_max_events

@@ -135,7 +135,7 @@ def test_behind_is_a_backlog_of_batch_messages_or_of_input_events() -> None:
         return SimpleNamespace(settings=settings, state_lag=state_lag, consumer_lag=consumer_lag)
 
     assert not _behind(worker({}, {}))  # nothing measured yet
-    assert not _behind(worker({0: 1, 1: 1}, {("in", 0): 400, ("in", 1): 500, ("batches", 0): 1}))  # a trickle
-    assert _behind(worker({0: BEHIND_BATCH_MESSAGES - 1, 3: 1}, {}))
+    assert not _behind(worker({0: 1, 1: 2, 2: 1, 3: 2}, {("in", 0): 400, ("in", 1): 500, ("batches", 0): 1}))  # a trickle
+    assert _behind(worker({0: BEHIND_BATCH_MESSAGES, 3: 1}, {}))
     assert _behind(worker({}, {("in", 0): 600, ("in", 1): 400}))
     assert not _behind(worker({}, {("batches", 0): 5000}))  # the batch topic counts in messages, above
