@@ -77,7 +77,13 @@ class SourcedEvent(NamedTuple):
 
 def encode_batch(source_partition: int, events: list[tuple[int, DossierEvent]]) -> bytes:
     """One batch message: events of one source partition, in source-offset order."""
-    return orjson.dumps({"sp": source_partition, "ev": [[offset, event_to_wire(e)] for offset, e in events]})
+    return encode_batch_of_wires(source_partition, [(offset, _wire_of(e)) for offset, e in events])
+
+
+def encode_batch_of_wires(source_partition: int, events: list[tuple[int, tuple]]) -> bytes:
+    """encode_batch of events given in their wire form, which is DossierEvent's fields in order:
+    what the ingest stage decodes input bytes into (`decode_event_fields`)."""
+    return orjson.dumps({"sp": source_partition, "ev": events})
 
 
 def decode_batch(payload: bytes) -> list[SourcedEvent]:

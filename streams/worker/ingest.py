@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import orjson
@@ -27,18 +27,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
 
-from streams.domain.events import DossierEvent, parse_event
+from streams.domain.events import MAX_EVENT_BYTES, DossierEvent, build_dossier_event, decode_event_fields
 from streams.domain.registry import Registry
 from streams.errors import ExternalServiceError, InvalidEvent
 from streams.kafka.security import aiokafka_security
 from streams.settings import Settings
 from streams.worker.authentication import EventAuthenticator
-from streams.worker.codec import encode_batch
+from streams.worker.codec import encode_batch_of_wires
 from streams.worker.health import Progress
 
 log = logging.getLogger(__name__)
 
 _LINGER_S = 0.05
+_AGENCY_CODE = [field.name for field in fields(DossierEvent)].index("agency_code")  # in an event's fields
 CLIENT_STOP_TIMEOUT_S = 3.0
 
 
@@ -81,21 +82,35 @@ def validate_record(
 
     With an authenticator (EMC_AUTH audit or enforce) the signature is checked first, before
     the bytes are parsed, and the signing key's agency once they are."""
+    outcome = validate_record_fields(registry, key, value, topic, partition, offset, authenticator, headers, timestamp_ms)
+    return outcome if isinstance(outcome, DeadLetter) else build_dossier_event(*outcome)
+
+
+def validate_record_fields(
+    registry: Registry, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int,
+    authenticator: EventAuthenticator | None = None, headers: Sequence[tuple[str, bytes]] = (), timestamp_ms: int = 0,
+) -> tuple | DeadLetter:
+    """validate_record's event as its fields in order (`decode_event_fields`): the wire form
+    of a batch message, so that the stage never builds the event it only forwards."""
     raw = value if value is not None else b""
     try:
         signer = authenticator.signer(key, raw, headers, timestamp_ms) if authenticator is not None else None
-        event = parse_event(raw, key)
+        fields = decode_event_fields(raw, key)
+        agency_code = fields[_AGENCY_CODE]
         if authenticator is not None:
-            authenticator.check_agency(signer, event.agency_code)
-        if event.agency_code not in registry:
-            raise InvalidEvent("unknown_agency", f"agency_code {event.agency_code!r} is not in the registry")
-        return event
+            authenticator.check_agency(signer, agency_code)
+        if agency_code not in registry:
+            raise InvalidEvent("unknown_agency", f"agency_code {agency_code!r} is not in the registry")
+        return fields
     except InvalidEvent as exc:
         return DeadLetter(key, raw, exc.reason, exc.detail, topic, partition, offset, _guess_type(raw))
 
 
 def _guess_type(raw: bytes) -> str:
-    # For the metric label only: the type a bad event claims, when it can be read at all.
+    # For the metric label only: the type a bad event claims, when it can be read at all. A
+    # value over the size limit is not decoded (it may be megabytes): "unknown".
+    if len(raw) > MAX_EVENT_BYTES:
+        return "unknown"
     try:
         claimed = orjson.loads(raw).get("type")
         return claimed if isinstance(claimed, str) and len(claimed) <= 32 and claimed.isidentifier() else "unknown"
@@ -225,10 +240,10 @@ class IngestStage:
         letters: list[DeadLetter] = []
         commit: dict[TopicPartition, int] = {}
         for tp, messages in records.items():
-            by_target: dict[int, list[tuple[int, DossierEvent]]] = {}
+            by_target: dict[int, list[tuple[int, tuple]]] = {}
             for message in messages:
-                outcome = validate_record(self._registry, message.key, message.value, tp.topic, tp.partition, message.offset,
-                                          self._authenticator, message.headers, message.timestamp)
+                outcome = validate_record_fields(self._registry, message.key, message.value, tp.topic, tp.partition,
+                                                 message.offset, self._authenticator, message.headers, message.timestamp)
                 if isinstance(outcome, DeadLetter):
                     pending.append(await producer.send(
                         s.dead_letter_topic, value=outcome.value, key=outcome.key, headers=outcome.headers(),
@@ -236,13 +251,13 @@ class IngestStage:
                     ))
                     letters.append(outcome)
                 else:
-                    target = state_partition_for(outcome.agency_code, s.partitions)
+                    target = state_partition_for(outcome[_AGENCY_CODE], s.partitions)
                     by_target.setdefault(target, []).append((message.offset, outcome))
             for target, events in by_target.items():
                 for start in range(0, len(events), s.batch_max_events):
                     chunk = events[start : start + s.batch_max_events]
                     pending.append(await producer.send(
-                        s.batch_topic, value=encode_batch(tp.partition, chunk), partition=target,
+                        s.batch_topic, value=encode_batch_of_wires(tp.partition, chunk), partition=target,
                     ))
             commit[tp] = messages[-1].offset + 1
         await asyncio.gather(*pending)
