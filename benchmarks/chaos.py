@@ -65,7 +65,8 @@ def say(text: str) -> None:
 class Load(threading.Thread):
     """Sends simulated events at a steady rate and keeps every one sent, for the oracle."""
 
-    def __init__(self, settings: Settings, agencies: list[str], rate: float, seconds: float, seed: int) -> None:
+    def __init__(self, settings: Settings, agencies: list[str], rate: float, seconds: float, seed: int,
+                 linger_ms: int) -> None:
         super().__init__(daemon=True)
         self.settings, self.rate = settings, rate
         now = datetime.now(timezone.utc)
@@ -76,17 +77,20 @@ class Load(threading.Thread):
         self.failed = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
-        self.producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
-                                      retries=1000, max_in_flight_requests_per_connection=1,
-                                      delivery_timeout_ms=300_000, request_timeout_ms=20_000,
-                                      max_request_size=8 * 1024 * 1024)
+        self.producer, self.prober = (
+            KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=linger, retries=1000,
+                          max_in_flight_requests_per_connection=1, delivery_timeout_ms=300_000, request_timeout_ms=20_000,
+                          max_request_size=8 * 1024 * 1024, batch_size=1024 * 1024)
+            for linger in (linger_ms, 0))  # probes go out at once: their wait is the recovery time
 
     def _failed(self, _exc: Exception) -> None:
         with self.lock:
             self.failed += 1
 
-    def send(self, key: bytes | None, value: bytes | None, headers: list | None = None, keep: bool = True) -> None:
-        self.producer.send(self.settings.input_topic, key=key, value=value, headers=headers or []).add_errback(self._failed)
+    def send(self, key: bytes | None, value: bytes | None, headers: list | None = None, keep: bool = True,
+             probe: bool = False) -> None:
+        producer = self.prober if probe else self.producer
+        producer.send(self.settings.input_topic, key=key, value=value, headers=headers or []).add_errback(self._failed)
         if keep:
             with self.lock:
                 self.sent.append((key, value))
@@ -104,8 +108,9 @@ class Load(threading.Thread):
     def finish(self) -> None:
         self.stopping.set()
         self.join()
-        self.producer.flush(timeout=600)
-        self.producer.close()
+        for producer in (self.producer, self.prober):
+            producer.flush(timeout=600)
+            producer.close()
 
 
 class Chaos:
@@ -113,7 +118,7 @@ class Chaos:
     (names of the fault methods below) injected at random for `minutes`."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path, storage: str, faults: list[str], minutes: float,
-                 rate: float) -> None:
+                 rate: float, linger_ms: int) -> None:
         self.args, self.workdir, self.minutes, self.rate = args, workdir, minutes, rate
         self.storage = storage
         self.rng = random.Random(args.seed)
@@ -127,7 +132,7 @@ class Chaos:
         self.probe_agency = self.agencies[0]
         self.faults = [getattr(self, name) for name in faults]
         self.worker = start_worker(self.settings, workdir / "worker.log")
-        self.load = Load(self.settings, self.agencies[1:], rate, minutes * 60, args.seed)
+        self.load = Load(self.settings, self.agencies[1:], rate, minutes * 60, args.seed, linger_ms)
         self.probes = 0
         self.poison_sent = 0
         self.recoveries: dict[str, list[float]] = defaultdict(list)
@@ -175,7 +180,7 @@ class Chaos:
         event = {"schema": "emc.dossier-event.v1", "event_id": f"probe-{self.probes}", "agency_code": self.probe_agency,
                  "dossier_id": f"probe-{self.probes}", "type": "received", "channel": "online", "procedure_code": "1.1",
                  "occurred_at": f"{PROBE_PERIOD}T03:00:00Z"}
-        self.load.send(self.probe_agency.encode(), orjson.dumps(event))
+        self.load.send(self.probe_agency.encode(), orjson.dumps(event), probe=True)
         key = f"{self.settings.redis_prefix}agency:{self.probe_agency}:{PROBE_PERIOD}"
         before = self.agency_keys_before
         while time.monotonic() - started < timeout_s:
@@ -197,6 +202,15 @@ class Chaos:
             self.supervisor_restarts += 1
             say(f"  {time.strftime('%H:%M:%S')} worker exited with {self.worker.returncode}: started again")
             self.worker = start_worker(self.settings, self.workdir / "worker.log")
+
+    def s3_objects(self) -> str:
+        """The record-batch objects of each topic's largest partition in the S3 bucket: what a
+        Fetch of that partition lists before it reads anything (README "Reliability")."""
+        largest: dict[str, int] = {}
+        for (topic, _partition), n in self.s3.record_objects().items():
+            largest[topic] = max(largest.get(topic, 0), n)
+        return "S3 objects, largest partition per topic: " + ", ".join(
+            f"{topic} {n:,}" for topic, n in sorted(largest.items(), key=lambda item: -item[1]))
 
     def _agency_keys(self) -> int:
         return sum(1 for _ in self.client.scan_iter(f"{self.settings.redis_prefix}agency:*", count=2000))
@@ -220,6 +234,8 @@ class Chaos:
             recovered = self.probe_recovery(wiped=fault == self.wipe_redis, timeout_s=self.args.recovery_timeout)
             self.recoveries[fault.__name__].append(recovered)
             say(f"  {time.strftime('%H:%M:%S')} {what}: recovered in {recovered:.1f} s")
+            if self.s3 is not None:
+                say(f"    {self.s3_objects()}")
         self.load.finish()
         return self.check()
 
@@ -249,6 +265,8 @@ class Chaos:
         say(f"events sent: {len(self.load.sent):,} valid ({self.load.failed} sends not acknowledged), {self.poison_sent:,} poison")
         say(f"counts checked: {len(expected):,} agency-periods, {len(wrong)} wrong; events lost: {lost}")
         say(f"dead letters: {len(letters):,} distinct source offsets for {self.poison_sent:,} poison sent")
+        if self.s3 is not None:
+            say(self.s3_objects())
         return 0 if not wrong and lost == 0 and len(letters) == self.poison_sent else 1
 
     def close(self) -> None:
@@ -272,19 +290,22 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="valid events per second, memory phase")
     parser.add_argument("--broker-minutes", type=float, default=5.0, help="the broker-restart phase on S3 storage (0: skipped)")
     parser.add_argument("--broker-rate", type=float, default=40.0, help="valid events per second, S3 phase")
+    parser.add_argument("--broker-linger-ms", type=int, default=5000,
+                        help="the load producer's linger in the S3 phase: each produce request is one S3 object, "
+                             "which every later Fetch of its partition lists")
     parser.add_argument("--fault-every", type=float, default=45.0, help="mean seconds between faults")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--broker-down-max", type=float, default=30.0, help="longest broker outage, seconds (5 to this)")
     parser.add_argument("--recovery-timeout", type=float, default=300.0, help="seconds before a fault counts as not recovered")
     args = parser.parse_args()
-    phases = [("memory", ["kill_worker", "stop_redis", "wipe_redis", "poison_burst"], args.minutes, args.rate),
-              ("s3", ["restart_broker"], args.broker_minutes, args.broker_rate)]
+    phases = [("memory", ["kill_worker", "stop_redis", "wipe_redis", "poison_burst"], args.minutes, args.rate, 20),
+              ("s3", ["restart_broker"], args.broker_minutes, args.broker_rate, args.broker_linger_ms)]
     status = 0
-    for storage, faults, minutes, rate in phases:
+    for storage, faults, minutes, rate, linger_ms in phases:
         if minutes <= 0:
             continue
         workdir = Path(tempfile.mkdtemp(prefix=f"emc-chaos-{storage}-"))
-        chaos = Chaos(args, workdir, storage, faults, minutes, rate)
+        chaos = Chaos(args, workdir, storage, faults, minutes, rate, linger_ms)
         try:
             outcome = chaos.run()
         finally:

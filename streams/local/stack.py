@@ -130,6 +130,27 @@ class S3Store:
         client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
         return S3Store(self.server, bucket)
 
+    def record_objects(self) -> dict[tuple[str, int], int]:
+        """Tansu's record-batch objects per (topic, partition) in this bucket.
+
+        Tansu's S3 engine writes one object per produce request and partition and never merges
+        them, and each Fetch lists every object of the partition before it reads one; on
+        moto_server that list costs ~1.2 ms per object, and a Fetch whose list outlasts its
+        max wait answers empty, however often it is retried (README "Reliability"). So this
+        count, against a consumer's fetch max wait, says whether the partition can still be read."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="x", aws_secret_access_key="y", region_name=S3_REGION)
+        found: dict[tuple[str, int], int] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="clusters/"):
+            for item in page.get("Contents", []):
+                # clusters/{cluster}/topics/{topic}/partitions/{partition:010}/records/{offset:020}.batch
+                parts = item["Key"].split("/")
+                if len(parts) == 8 and parts[2] == "topics" and parts[4] == "partitions" and parts[6] == "records":
+                    where = (parts[3], int(parts[5]))
+                    found[where] = found.get(where, 0) + 1
+        return found
+
     def stop(self) -> None:
         self.server.stop()
 
