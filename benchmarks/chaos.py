@@ -28,6 +28,7 @@ computation over everything sent: events lost must be 0; dead letters vs poison 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import shutil
 import statistics
@@ -126,6 +127,8 @@ class Chaos:
         self.broker = start_tansu(workdir / "tansu", s3=self.s3)
         self.redis = start_redis(workdir / "redis")
         self.settings = settings_for(self.broker.port, self.redis.port, workdir, f"chaos{args.seed}{storage}")
+        if self.s3 is not None:  # the worker's Faust consumer must outwait Tansu's listing (README "Reliability")
+            self.settings = dataclasses.replace(self.settings, state_fetch_max_wait_ms=args.broker_fetch_wait_ms)
         self.client = redis.Redis(port=self.redis.port, decode_responses=True)
         registry = Registry.load()
         self.agencies = [a.code for a in registry.valid_on(datetime.now(timezone.utc).date())]
@@ -290,6 +293,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="valid events per second, memory phase")
     parser.add_argument("--broker-minutes", type=float, default=5.0, help="the broker-restart phase on S3 storage (0: skipped)")
     parser.add_argument("--broker-rate", type=float, default=40.0, help="valid events per second, S3 phase")
+    parser.add_argument("--broker-fetch-wait-ms", type=int, default=2000,
+                        help="the worker's EMC_STATE_FETCH_MAX_WAIT_MS in the S3 phase (100 by default elsewhere)")
     parser.add_argument("--broker-linger-ms", type=int, default=5000,
                         help="the load producer's linger in the S3 phase: each produce request is one S3 object, "
                              "which every later Fetch of its partition lists")

@@ -21,6 +21,9 @@ from streams.errors import ConfigError
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
+DEFAULT_STATE_FETCH_MAX_WAIT_MS = 100  # see Settings.state_fetch_max_wait_ms
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     broker: str = "kafka://127.0.0.1:9092"
@@ -52,6 +55,11 @@ class Settings:
     # (streams.worker.sequence), so what is left to stall is a stage that cannot do even that.
     stall_after_s: float = 60.0
     stall_exit_s: float = 300.0
+    # The fetch max wait of the worker's Faust consumer (batch topic, changelogs). 100 ms: Tansu
+    # holds a Fetch for half its wait even with records waiting (streams.worker.faust_transport).
+    # Tansu on S3 storage lists every record object of a partition in each Fetch and answers
+    # empty when that outlasts the wait (README "Reliability"): there, seconds.
+    state_fetch_max_wait_ms: int = DEFAULT_STATE_FETCH_MAX_WAIT_MS
     # Event signatures (docs/security.md): off | audit | enforce, and the keyring file.
     auth: str = "off"
     keyring: str = ""
@@ -120,6 +128,7 @@ ENV_VARS: dict[str, str] = {
     "worker_name": "EMC_WORKER_NAME",
     "stall_after_s": "EMC_STALL_AFTER",
     "stall_exit_s": "EMC_STALL_EXIT_AFTER",
+    "state_fetch_max_wait_ms": "EMC_STATE_FETCH_MAX_WAIT_MS",
     "auth": "EMC_AUTH",
     "keyring": "EMC_KEYRING",
     "kafka_security_protocol": "EMC_KAFKA_SECURITY_PROTOCOL",
@@ -219,6 +228,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"EMC_INGEST_PROCESSES: {s.ingest_processes} is not in 0..16 (0: ingest inside the worker process)")
     if s.stall_after_s < 5 or (s.stall_exit_s and s.stall_exit_s < s.stall_after_s):
         raise ConfigError("EMC_STALL_AFTER / EMC_STALL_EXIT_AFTER: need 5 <= EMC_STALL_AFTER <= EMC_STALL_EXIT_AFTER seconds (0: never exit)")
+    if not 10 <= s.state_fetch_max_wait_ms <= 30_000:
+        raise ConfigError(f"EMC_STATE_FETCH_MAX_WAIT_MS: {s.state_fetch_max_wait_ms} is not in 10..30000 (milliseconds)")
     if s.advertised_url:
         parsed = urlparse(s.advertised_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):

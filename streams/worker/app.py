@@ -220,7 +220,7 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
         keyring = load_keyring(settings.keyring)
     (Path(settings.data_dir) / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
-    faust_transport.install(app)
+    faust_transport.install(app, settings.state_fetch_max_wait_ms)
     tables = {
         name: app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes,
                         options=dict(ROCKSDB_OPTIONS))

@@ -24,6 +24,8 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.settings import DEFAULT_STATE_FETCH_MAX_WAIT_MS
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,7 @@ async def fetch_highwaters(bootstrap_servers: str, listed: Mapping[TP, int], tim
 # such a fetch went out reached the agent ~750 ms later (up to 1.5 s); at 100 ms, ~30 ms.
 # Apache Kafka answers a waiting fetch as soon as records arrive; there this only makes an
 # idle consumer poll ten times a second.
-FETCH_MAX_WAIT_MS = 100
+FETCH_MAX_WAIT_MS = DEFAULT_STATE_FETCH_MAX_WAIT_MS  # EMC_STATE_FETCH_MAX_WAIT_MS changes it
 
 
 async def stop_quietly(stopping: Awaitable[None], consumer: AIOKafkaConsumer | None) -> None:
@@ -88,7 +90,7 @@ async def stop_quietly(stopping: Awaitable[None], consumer: AIOKafkaConsumer | N
 class FetchHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+        consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -111,12 +113,15 @@ class FetchHighwaterConsumer(faust_aiokafka.Consumer):
 
 class FetchHighwaterTransport(faust_aiokafka.Transport):
     Consumer = FetchHighwaterConsumer
+    fetch_max_wait_ms = FETCH_MAX_WAIT_MS
 
 
-def install(app: object) -> None:
-    """Make `app` use this transport (before the app starts)."""
+def install(app: object, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
+    """Make `app` use this transport (before the app starts), its consumer fetching with
+    `fetch_max_wait_ms` (EMC_STATE_FETCH_MAX_WAIT_MS)."""
     conf = app.conf  # type: ignore[attr-defined]
     app.transport = FetchHighwaterTransport(conf.broker_consumer, app, loop=app.loop)  # type: ignore[attr-defined]
+    app.transport.fetch_max_wait_ms = fetch_max_wait_ms  # type: ignore[attr-defined]
 
 
 # What the rest of the worker needs to know about Faust's consumer, read here so that no

@@ -34,6 +34,7 @@ def test_flags_win_over_environment_over_defaults() -> None:
         ({"EMC_LOG_LEVEL": "loud"}, "not one of"),
         ({"EMC_SNAPSHOT_INTERVAL": "10"}, "within 5 s"),
         ({"EMC_INPUT_TOPIC": "bad topic"}, "not a valid Kafka topic name"),
+        ({"EMC_STATE_FETCH_MAX_WAIT_MS": "5"}, "not in 10..30000"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:

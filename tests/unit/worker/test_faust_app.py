@@ -48,3 +48,17 @@ def test_faust_consumer_waits_at_most_100_ms_per_fetch(app: faust.App) -> None:
 
     consumer = asyncio.run(create())
     assert consumer._fetch_max_wait_ms == faust_transport.FETCH_MAX_WAIT_MS == 100
+
+
+def test_the_consumer_fetch_wait_is_a_setting(tmp_path: Path) -> None:
+    """EMC_STATE_FETCH_MAX_WAIT_MS: seconds on Tansu with S3 storage, whose Fetch lists every
+    record object of a partition within the wait (README "Reliability")."""
+    settings = load_settings({"broker": "kafka://127.0.0.1:1", "data_dir": str(tmp_path)},
+                             environ={"EMC_STATE_FETCH_MAX_WAIT_MS": "2500"})
+    app = _faust_app(settings)
+    faust_transport.install(app, settings.state_fetch_max_wait_ms)
+
+    async def create():
+        return app.consumer._thread._create_worker_consumer(app.transport)
+
+    assert asyncio.run(create())._fetch_max_wait_ms == 2500
