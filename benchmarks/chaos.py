@@ -3,7 +3,8 @@
 Numbers, not pass/fail.
 
     .venv/bin/python benchmarks/chaos.py [--minutes 20] [--rate 300] [--fault-every 45] [--seed 1]
-                                         [--broker-minutes 5] [--broker-rate 40]
+                                         [--broker-minutes 5] [--broker-rate 40] [--broker-linger-ms 5000]
+                                         [--broker-fetch-wait-ms 2000]
 
 Two phases, each with one worker, its own Tansu broker and redis-server, and a producer thread
 sending simulated events at a steady rate:
@@ -15,9 +16,12 @@ sending simulated events at a steady rate:
 2. `--broker-minutes` (0: skipped) on a broker whose log lives in S3 (moto_server), at
    `--broker-rate` events/s, with one fault: the broker killed and started again 5 s to
    `--broker-down-max` (30 s) later with its log. A broker on memory storage loses its log
-   when killed, so this fault needs S3; Tansu's S3 engine is slower (650-990 produce msg/s
-   against 3,700 on memory) and once stopped serving fetches of a topic from a committed
-   offset (README "Reliability"), which is why the other faults run on memory.
+   when killed, so this fault needs S3. Tansu's S3 engine lists every record object of a
+   partition in each Fetch and answers empty when that outlasts the Fetch's max wait (README
+   "Reliability", benchmarks/tansu_s3_fetch.py), so in this phase the load producer lingers
+   `--broker-linger-ms` (5 s: fewer, larger objects) and the worker fetches with
+   EMC_STATE_FETCH_MAX_WAIT_MS=`--broker-fetch-wait-ms` (2 s); each fault line prints the
+   objects of each topic's largest partition.
 
 After each fault, the time to recover: from the fault's end until a probe event sent at that
 moment is in Redis (and, after a Redis wipe, until every agency hash is back). At the end of
