@@ -55,7 +55,8 @@ class Settings:
     # (streams.worker.sequence), so what is left to stall is a stage that cannot do even that.
     stall_after_s: float = 60.0
     stall_exit_s: float = 300.0
-    # The fetch max wait of the worker's Faust consumer (batch topic, changelogs). 100 ms: Tansu
+    # The fetch max wait of the worker's Faust consumer (batch topic, changelogs) and of its ingest
+    # consumer (input topic). 100 ms: Tansu
     # holds a Fetch for half its wait even with records waiting (streams.worker.faust_transport).
     # Tansu on S3 storage lists every record object of a partition in each Fetch and answers
     # empty when that outlasts the wait (README "Reliability"): there, seconds.

@@ -39,8 +39,6 @@ from streams.worker.health import Progress
 log = logging.getLogger(__name__)
 
 _LINGER_S = 0.05
-# Tansu holds a Fetch for half its max wait even when records are waiting (README, Benchmarks).
-_FETCH_MAX_WAIT_MS = 100
 _AGENCY_CODE = [field.name for field in fields(DossierEvent)].index("agency_code")  # in an event's fields
 CLIENT_STOP_TIMEOUT_S = 3.0
 
@@ -195,7 +193,10 @@ class IngestStage:
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=s.ingest_group, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+            auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+            # As the Faust consumer's: Tansu holds a Fetch for half its max wait even with records
+            # waiting (aiokafka's default 500 ms), and on S3 storage needs seconds (Settings).
+            fetch_max_wait_ms=s.state_fetch_max_wait_ms,
             session_timeout_ms=10_000, heartbeat_interval_ms=1_000, client_id=f"{s.app_id}-ingest",
             **aiokafka_security(s),
         )
