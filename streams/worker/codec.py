@@ -35,6 +35,8 @@ _FIELDS = (
     "portal",
 )
 
+# Where the event id is in a wire (what a dossier row's reader compares without decoding).
+WIRE_EVENT_ID = _FIELDS.index("event_id")
 
 _wire_of = attrgetter(*_FIELDS)
 
@@ -64,11 +66,17 @@ def event_view_from_wire(wire: list) -> DossierEvent:
     return event_from_wire(wire)
 
 
+def wire_of(event: DossierEvent) -> tuple:
+    """The wire form of an event or of an `EventView` (which is its wire form already)."""
+    return tuple(event) if type(event) is EventView else _wire_of(event)
+
+
 class SourcedEvent(NamedTuple):
     """A validated event with the source-topic position it was read from.
 
     A named tuple rather than a frozen dataclass: as immutable, and built a few µs faster,
-    once per event of every batch message."""
+    once per event of every batch message. The event is a DossierEvent or, from
+    `decode_batch`, an `EventView` of it: the state stage reads events by attribute only."""
 
     source_partition: int
     offset: int
@@ -87,6 +95,10 @@ def encode_batch_of_wires(source_partition: int, events: list[tuple[int, tuple]]
 
 
 def decode_batch(payload: bytes) -> list[SourcedEvent]:
+    """The events of a batch message as `EventView`s (a third of a DossierEvent's cost; the
+    state stage stores them in their wire form again, which a view already is)."""
     data = orjson.loads(payload)
     source_partition = data["sp"]
-    return [SourcedEvent(source_partition, offset, event_from_wire(wire)) for offset, wire in data["ev"]]
+    make_view, full = EventView._make, len(_FIELDS)
+    return [SourcedEvent(source_partition, offset, make_view(wire) if len(wire) == full else event_from_wire(wire))
+            for offset, wire in data["ev"]]

@@ -44,7 +44,7 @@ from streams.domain.dossier import (
 )
 from streams.domain.events import DossierEvent
 from streams.domain.finality import kind_increments, period_end_us
-from streams.worker.codec import SourcedEvent, event_from_wire, event_to_wire
+from streams.worker.codec import WIRE_EVENT_ID, SourcedEvent, event_from_wire, event_to_wire, event_view_from_wire, wire_of
 
 SEP = "\x1f"  # between the parts of a row key (agency, then event id, dossier id or period)
 
@@ -153,15 +153,36 @@ class DossierRow:
     dossier once, after it, and takes the difference with the stored contribution instead of
     classifying the state before it again. It is always that of exactly the row's events
     (rows are written whole), so a row that a crash brings back is self-consistent.
+
+    The events stay in the form the row stores them (`entries`, as decoded), read through
+    `EventView`s: a new event's entry is appended, and encoding the row writes the others back
+    as they were read, without building and re-wiring a DossierEvent for each.
     """
 
-    applied: list[AppliedEvent]
+    entries: list  # [source_partition, offset, event in wire form] per applied event, in order
     contribution_by_day: DayCounts | None  # None: not known yet (a row of format 1)
+    views: list[DossierEvent] | None = None  # the entries' events as views, built when first needed
+
+    def events(self) -> list[DossierEvent]:
+        """The applied events, as read-only views for `streams.domain.dossier`'s rules."""
+        if self.views is None:
+            self.views = [event_view_from_wire(wire) for _, _, wire in self.entries]
+        return self.views
 
     def contribution(self) -> DayCounts:
         if self.contribution_by_day is None:
-            self.contribution_by_day = row_day_counts_of_applied(a.event for a in self.applied)
+            self.contribution_by_day = row_day_counts_of_applied(self.events())
         return self.contribution_by_day
+
+    def append(self, item: SourcedEvent) -> None:
+        events = self.events()
+        self.entries.append((item.source_partition, item.offset, wire_of(item.event)))
+        events.append(item.event)
+
+    @property
+    def applied(self) -> list[AppliedEvent]:
+        """The applied events as DossierEvents with their source positions."""
+        return [AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in self.entries]
 
 
 def decode_dossier(raw: bytes | None) -> DossierRow:
@@ -169,12 +190,11 @@ def decode_dossier(raw: bytes | None) -> DossierRow:
     `[[[source_partition, offset, event in wire form], ...], [[local day, field, n], ...]]`;
     format 1 (before issue 16) is the list of applied events alone."""
     if raw is None:
-        return DossierRow([], {})
+        return DossierRow([], {}, [])
     if raw[:1] == DOSSIER_ROW_FORMAT_2:
-        applied, contribution = orjson.loads(raw[1:])
-        return DossierRow([AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in applied],
-                          {(day, name): n for day, name, n in contribution})
-    return DossierRow([AppliedEvent(sp, off, event_from_wire(wire)) for sp, off, wire in orjson.loads(raw)], None)
+        entries, contribution = orjson.loads(raw[1:])
+        return DossierRow(entries, {(day, name): n for day, name, n in contribution})
+    return DossierRow(orjson.loads(raw), None)
 
 
 def dossier_row_wires(raw: bytes) -> list[list]:
@@ -199,13 +219,13 @@ def decode_dossier_row(raw: bytes | None) -> list[AppliedEvent]:
 
 def encode_dossier_row(applied: list[AppliedEvent]) -> bytes:
     """The dossier row of these applied events as the state stage writes it (format 2)."""
-    return encode_dossier(DossierRow(applied, None))
+    return encode_dossier(DossierRow([(a.source_partition, a.offset, event_to_wire(a.event)) for a in applied], None))
 
 
 def encode_dossier(row: DossierRow) -> bytes:
     """A dossier row in format 2."""
     return DOSSIER_ROW_FORMAT_2 + orjson.dumps([
-        [[a.source_partition, a.offset, event_to_wire(a.event)] for a in row.applied],
+        row.entries,
         [[day, name, n] for (day, name), n in row.contribution().items()],
     ])
 
@@ -297,21 +317,21 @@ class StateApplier:
 
         Mutates `dossier` when the event is new to it.
         """
-        event = item.event
-        applied = dossier.applied
-        for position, existing in enumerate(applied):
-            if existing.event.event_id != event.event_id:
+        event_id = item.event.event_id
+        for position, (source_partition, offset, wire) in enumerate(dossier.entries):
+            if wire[WIRE_EVENT_ID] != event_id:
                 continue
-            if (existing.source_partition, existing.offset) != (item.source_partition, item.offset):
+            if source_partition != item.source_partition or offset != item.offset:
                 return None  # applied before at another position: a duplicate
             # A replay of an event the dossier row already holds: its deltas are those of
             # the prefix ending at it. Counter rows that already folded it in skip them.
-            before = row_day_counts_of_applied(a.event for a in applied[:position])
-            after = row_day_counts_of_applied(a.event for a in applied[: position + 1])
+            events = dossier.events()
+            before = row_day_counts_of_applied(events[:position])
+            after = row_day_counts_of_applied(events[: position + 1])
             return counts_delta(before, after)
         before = dossier.contribution()
-        applied.append(AppliedEvent(item.source_partition, item.offset, event))
-        after = dossier.contribution_by_day = row_day_counts_of_applied(a.event for a in applied)
+        dossier.append(item)
+        after = dossier.contribution_by_day = row_day_counts_of_applied(dossier.views)  # type: ignore[arg-type]
         return counts_delta(before, after)
 
     def _fold_delta(

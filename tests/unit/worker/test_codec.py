@@ -5,15 +5,18 @@ from __future__ import annotations
 import orjson
 
 from streams.domain.events import DossierEvent
-from streams.worker.codec import decode_batch, encode_batch, event_from_wire, event_to_wire
+from streams.worker.codec import EventView, decode_batch, encode_batch, event_from_wire, event_to_wire, wire_of
 from tests.support.simulated import faulty_stream
 
 
 def test_events_come_back_equal_through_a_batch_message() -> None:
     events = [item.event for item in faulty_stream(5, dossiers=30)]
     decoded = decode_batch(encode_batch(3, list(enumerate(events))))
-    assert [(s.source_partition, s.offset, s.event) for s in decoded] == [(3, i, e) for i, e in enumerate(events)]
-    assert all(type(s.event) is DossierEvent for s in decoded)
+    # Views of the events: every field equal to the event's, by name and in wire order.
+    assert all(type(s.event) is EventView for s in decoded)
+    assert [(s.source_partition, s.offset, event_from_wire(s.event)) for s in decoded] == [
+        (3, i, e) for i, e in enumerate(events)]
+    assert [wire_of(s.event) for s in decoded] == [event_to_wire(e) for e in events]
 
 
 def test_a_wire_stored_before_the_last_fields_were_appended_takes_their_defaults() -> None:
