@@ -65,8 +65,12 @@ def main() -> int:
         # The stores the checkout's StateStores has (the procedures store came with issue 14).
         names = tuple(store.name.replace("_", "-") for store in dataclasses.fields(StateStores))
         changelog = ChangelogWriter(app)
-        stores = StateStores(*(RowWriter(app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes,
-                                                    options=dict(ROCKSDB_OPTIONS)), changelog) for name in names))
+        tables = [app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS))
+                  for name in names]
+        for table in tables:  # opened before the clock starts, as a running worker has them open
+            for partition in range(partitions):
+                table.data._db_for_partition(partition)
+        stores = StateStores(*(RowWriter(table, changelog) for table in tables))
         applier = StateApplier(stores)
         # Checkouts before the write batches wrote each row in RowWriter.set.
         write_stores = getattr(ChangelogWriter, "_write_stores", None)

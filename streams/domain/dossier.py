@@ -50,6 +50,7 @@ MODES: tuple[str, ...] = ("full_online", "partial_online", "offline", "unclassif
 # names but ':' so the two kinds of field can never be confused.
 PROCEDURE_RECEIVED_PREFIX = "r:"
 PROCEDURE_RECEIVED_ONLINE_PREFIX = "o:"
+_PROCEDURE_PREFIXES = (PROCEDURE_RECEIVED_PREFIX, PROCEDURE_RECEIVED_ONLINE_PREFIX)
 
 # (period, count field) -> value. Every dated contribution is booked in its day, month,
 # quarter and year at once, so that each period's row is directly readable.
@@ -230,6 +231,43 @@ def counts_of_days(day_counts: Mapping[tuple[int, str], int]) -> Counts:
     return {key: n for key, n in counts.items() if n}
 
 
+# Period -> count field -> value: counts spread over their periods and grouped by the row
+# (period) they are folded into.
+PeriodCounts = dict[str, dict[str, int]]
+
+
+def counts_by_period(day_counts: Mapping[tuple[int, str], int]) -> tuple[PeriodCounts, PeriodCounts]:
+    """`counts_of_days` grouped by period and split into the counts of the contract and the
+    per-procedure counts (`is_procedure_field`), in one pass: what the state stage folds into
+    its counter and procedure rows. No zero entries, and no period left without one."""
+    counts: PeriodCounts = {}
+    procedures: PeriodCounts = {}
+    days = set()
+    for (day, field), amount in day_counts.items():
+        if not amount:
+            continue
+        days.add(day)
+        by_period = procedures if field.startswith(_PROCEDURE_PREFIXES) else counts
+        for period in _periods_of_local_day_number(day):
+            fields = by_period.get(period)
+            if fields is None:
+                by_period[period] = {field: amount}
+            else:
+                fields[field] = fields.get(field, 0) + amount
+    if len(days) > 1:  # amounts of different days can cancel out in a common period
+        return _without_zeros(counts), _without_zeros(procedures)
+    return counts, procedures  # one day: each field of a period has exactly one nonzero amount
+
+
+def _without_zeros(by_period: PeriodCounts) -> PeriodCounts:
+    kept: PeriodCounts = {}
+    for period, fields in by_period.items():
+        nonzero = {name: n for name, n in fields.items() if n}
+        if nonzero:
+            kept[period] = nonzero
+    return kept
+
+
 def dossier_counts(live: list[DossierEvent]) -> Counts:
     """Every count this dossier contributes, keyed by (period, field). Voided: nothing."""
     counts: DayCounts = {}
@@ -325,7 +363,7 @@ def row_counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
 
 
 def is_procedure_field(name: str) -> bool:
-    return name.startswith((PROCEDURE_RECEIVED_PREFIX, PROCEDURE_RECEIVED_ONLINE_PREFIX))
+    return name.startswith(_PROCEDURE_PREFIXES)
 
 
 def counts_delta(old: Mapping[tuple, int], new: Mapping[tuple, int]) -> dict:

@@ -34,11 +34,10 @@ import orjson
 
 from streams.domain.catalogue import Catalogue
 from streams.domain.dossier import (
-    Counts,
     DayCounts,
+    PeriodCounts,
+    counts_by_period,
     counts_delta,
-    counts_of_days,
-    is_procedure_field,
     periods_at,
     row_day_counts_of_applied,
 )
@@ -47,6 +46,7 @@ from streams.domain.finality import kind_increments, period_end_us
 from streams.worker.codec import WIRE_EVENT_ID, SourcedEvent, event_from_wire, event_to_wire, event_view_from_wire, wire_of
 
 SEP = "\x1f"  # between the parts of a row key (agency, then event id, dossier id or period)
+_NO_CHANGES: dict[str, int] = {}  # a duplicate's counts: none (read only)
 
 
 class KeyValueStore(Protocol):
@@ -287,14 +287,9 @@ class StateApplier:
             index_rows[index_key] = position
             dirty_dossiers.add(dossier_key)
             outcome.results[(event.type, "applied")] += 1
-            # Split by kind while still by day (a quarter of the entries), then spread.
-            counts_by_day: DayCounts = {}
-            procedures_by_day: DayCounts = {}
-            for key, n in delta.items():
-                (procedures_by_day if is_procedure_field(key[1]) else counts_by_day)[key] = n
-            self._fold_delta(counter_rows, dirty_counters, agency, item, counts_of_days(counts_by_day), applied_at_us,
-                             duplicate=False)
-            if procedures := counts_of_days(procedures_by_day):
+            counts, procedures = counts_by_period(delta)
+            self._fold_delta(counter_rows, dirty_counters, agency, item, counts, applied_at_us, duplicate=False)
+            if procedures:
                 self._fold_procedures(procedure_rows, dirty_procedures, agency, item, procedures)
 
         for key, value in index_rows.items():
@@ -340,7 +335,7 @@ class StateApplier:
         dirty_counters: set[str],
         agency: str,
         item: SourcedEvent,
-        delta: Counts,
+        delta: PeriodCounts,
         applied_at_us: int,
         *,
         duplicate: bool,
@@ -349,32 +344,32 @@ class StateApplier:
         deltas change (a duplicate: the periods of its own `occurred_at`), each row at most once.
         An applied event that changes no count touches no row, as before: no extra writes."""
         partition_key = str(item.source_partition)
+        offset = item.offset
         event = item.event
         kinds = kind_increments(duplicate=duplicate, event_type=event.type, supersedes=event.supersedes)
-        by_period: dict[str, list[tuple[str, int]]] = (
-            {period: [] for period in periods_at(event.occurred_at_us)} if duplicate else {})
-        for (period, count_field), amount in delta.items():
-            by_period.setdefault(period, []).append((count_field, amount))
+        by_period = dict.fromkeys(periods_at(event.occurred_at_us), _NO_CHANGES) if duplicate else delta
+        prefix = agency + SEP  # counter_key
         for period, changes in by_period.items():
-            key = counter_key(agency, period)
+            key = prefix + period
             row = counter_rows.get(key)
             if row is None:
                 row = CounterRow.decode(self._stores.counters.get(key))
                 counter_rows[key] = row
-            if row.offsets.get(partition_key, -1) >= item.offset:
+            dirty_counters.add(key)
+            offsets = row.offsets
+            if offsets.get(partition_key, -1) >= offset:
                 # Already folded in before a crash: unchanged, but written again so that the
                 # changelog has it even if the crash came before the changelog did.
-                dirty_counters.add(key)
                 continue
-            for count_field, amount in changes:
-                row.counts[count_field] = row.counts.get(count_field, 0) + amount
+            counts = row.counts
+            for count_field, amount in changes.items():
+                counts[count_field] = counts.get(count_field, 0) + amount
             events = row.events
             for name in kinds:
                 events[name] = events.get(name, 0) + 1
             if not duplicate and applied_at_us >= period_end_us(period):  # the rule of finality.event_increments
                 events["events_after_close"] = events.get("events_after_close", 0) + 1
-            row.offsets[partition_key] = item.offset
-            dirty_counters.add(key)
+            offsets[partition_key] = offset
 
     def _fold_procedures(
         self,
@@ -382,29 +377,30 @@ class StateApplier:
         dirty_procedures: set[str],
         agency: str,
         item: SourcedEvent,
-        delta: Counts,
+        delta: PeriodCounts,
     ) -> None:
         """Fold per-procedure deltas into the procedure rows of their periods, by the same
         highest-offset rule as the counter rows; a procedure whose count falls to 0 leaves."""
         partition_key = str(item.source_partition)
-        by_period: dict[str, list[tuple[str, int]]] = {}
-        for (period, name), amount in delta.items():
-            by_period.setdefault(period, []).append((name, amount))
-        for period, changes in by_period.items():
-            key = counter_key(agency, period)
+        offset = item.offset
+        prefix = agency + SEP  # counter_key
+        for period, changes in delta.items():
+            key = prefix + period
             row = procedure_rows.get(key)
             if row is None:
                 row = procedure_rows[key] = CounterRow.decode(self._stores.procedures.get(key))
             dirty_procedures.add(key)  # written again on a replay too, as the counter rows
-            if row.offsets.get(partition_key, -1) >= item.offset:
+            offsets = row.offsets
+            if offsets.get(partition_key, -1) >= offset:
                 continue
-            for name, amount in changes:
-                total = row.counts.get(name, 0) + amount
+            counts = row.counts
+            for name, amount in changes.items():
+                total = counts.get(name, 0) + amount
                 if total:
-                    row.counts[name] = total
+                    counts[name] = total
                 else:  # no dossier left: the procedure leaves the set
-                    del row.counts[name]
-            row.offsets[partition_key] = item.offset
+                    del counts[name]
+            offsets[partition_key] = offset
 
     def _note_agency_activity(self, agency_rows: dict[str, AgencyRow], event: DossierEvent) -> None:
         row = agency_rows.get(event.agency_code)

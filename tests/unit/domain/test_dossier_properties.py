@@ -5,7 +5,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.dossier import _earliest, classify, counts_of_applied, dossier_counts, live_events, unique_events
+from streams.domain.dossier import (
+    _earliest,
+    classify,
+    counts_by_period,
+    counts_of_applied,
+    counts_of_days,
+    dossier_counts,
+    is_procedure_field,
+    live_events,
+    unique_events,
+)
 from streams.domain.events import DossierEvent
 
 T0 = 1_735_700_000_000_000  # 2025-01-01T03:33:20Z
@@ -196,3 +206,18 @@ def test_earliest_is_the_smallest_time_then_the_greatest_event_id(times_and_ids:
     by_id_descending = sorted(events, key=lambda e: e.event_id, reverse=True)
     expected = sorted(by_id_descending, key=lambda e: e.occurred_at_us)[0] if events else None  # sort is stable
     assert _earliest(events) == expected
+
+
+day_counts = st.dictionaries(
+    st.tuples(st.integers(20_000, 20_800), st.sampled_from(["received", "resolved", "late", "r:1.00309", "o:2.00014"])),
+    st.integers(-3, 3), max_size=12)
+
+
+@settings(max_examples=300)
+@given(day_counts=day_counts)
+def test_counts_by_period_is_counts_of_days_grouped_by_period_and_split_by_kind(day_counts: dict) -> None:
+    counts, procedures = counts_by_period(day_counts)
+    expected: tuple[dict, dict] = ({}, {})
+    for (period, name), n in counts_of_days(day_counts).items():
+        expected[is_procedure_field(name)].setdefault(period, {})[name] = n
+    assert (counts, procedures) == expected
