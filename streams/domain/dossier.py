@@ -356,6 +356,15 @@ def row_day_counts_of_applied(applied: Iterable[DossierEvent]) -> DayCounts:
     return counts
 
 
+def is_count_neutral(event: DossierEvent) -> bool:
+    """Whether adding this event to a dossier leaves every count of the dossier as it was: it
+    corrects nothing, and no rule above reads an event like it (a supplement request; a result
+    issued on paper: only an electronic one counts). The state stage then needs no
+    classification. It must follow the rules: a property test adds such events to histories."""
+    return event.supersedes is None and (
+        event.type == "supplement_requested" or (event.type == "result_issued" and not event.electronic))
+
+
 def row_counts_of_applied(applied: Iterable[DossierEvent]) -> Counts:
     """Everything a dossier contributes to its agency's counter rows: the counts of the
     contract and the per-procedure counts."""

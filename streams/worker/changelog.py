@@ -141,7 +141,9 @@ class RowWriter:
         if partition is None:
             stored_value = store._get(stored_key)
         else:
-            stored_value = self._changelog.pending_row(self._table, partition, stored_key)
+            # No row pending at all (the state stage reads before it writes): skip the lookup,
+            # which hashes the Faust table in Python.
+            stored_value = self._changelog.pending_row(self._table, partition, stored_key) if self._changelog.pending else None
             if stored_value is None:
                 stored_value = store._db_for_partition(partition).get(stored_key)
         if stored_value is None or self._raw:

@@ -38,6 +38,7 @@ from streams.domain.dossier import (
     PeriodCounts,
     counts_by_period,
     counts_delta,
+    is_count_neutral,
     periods_at,
     row_day_counts_of_applied,
 )
@@ -324,6 +325,9 @@ class StateApplier:
             before = row_day_counts_of_applied(events[:position])
             after = row_day_counts_of_applied(events[: position + 1])
             return counts_delta(before, after)
+        if is_count_neutral(item.event):
+            dossier.append(item)  # the contribution stays that of the events before it
+            return {}
         before = dossier.contribution()
         dossier.append(item)
         after = dossier.contribution_by_day = row_day_counts_of_applied(dossier.views)  # type: ignore[arg-type]

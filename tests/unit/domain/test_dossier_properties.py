@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from streams.domain.dossier import (
@@ -12,8 +12,10 @@ from streams.domain.dossier import (
     counts_of_applied,
     counts_of_days,
     dossier_counts,
+    is_count_neutral,
     is_procedure_field,
     live_events,
+    row_day_counts_of_applied,
     unique_events,
 )
 from streams.domain.events import DossierEvent
@@ -221,3 +223,27 @@ def test_counts_by_period_is_counts_of_days_grouped_by_period_and_split_by_kind(
     for (period, name), n in counts_of_days(day_counts).items():
         expected[is_procedure_field(name)].setdefault(period, {})[name] = n
     assert (counts, procedures) == expected
+
+
+@settings(max_examples=400)
+@given(history=dossier_history(), data=st.data())
+def test_an_event_said_count_neutral_changes_no_count_of_any_dossier(history: list[DossierEvent], data: st.DataObject) -> None:
+    # Its id may be one a correction in the history already names ("not-seen-yet").
+    event_id = data.draw(st.sampled_from(["new", "not-seen-yet"]))
+    event = data.draw(dossier_event(event_id, kind=data.draw(st.sampled_from(
+        ["supplement_requested", "result_issued", "result_issued", "received", "fee_paid", "supplement_received"]))))
+    if data.draw(st.booleans()):
+        event = DossierEvent(**{**_fields(event), "supersedes": data.draw(st.sampled_from([e.event_id for e in history]))})
+    assume(is_count_neutral(event))
+    assert row_day_counts_of_applied([*history, event]) == row_day_counts_of_applied(history)
+    assert row_day_counts_of_applied([event]) == {}
+
+
+def test_count_neutral_events_are_the_ones_no_rule_reads() -> None:
+    base = {"event_id": "n", "agency_code": "T35", "occurred_at_us": T0, "dossier_id": "D1"}
+    assert is_count_neutral(DossierEvent(**base, type="supplement_requested"))
+    assert is_count_neutral(DossierEvent(**base, type="result_issued"))
+    assert not is_count_neutral(DossierEvent(**base, type="result_issued", electronic=True))
+    assert not is_count_neutral(DossierEvent(**base, type="supplement_requested", supersedes="x"))
+    assert not any(is_count_neutral(DossierEvent(**base, type=t)) for t in (
+        "submitted", "received", "fee_paid", "supplement_received", "result_returned", "rejected", "withdrawn", "voided"))
