@@ -150,6 +150,13 @@ class RowWriter:
             return stored_value
         return store._decode_value(stored_value)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The rows of these keys in one RocksDB multi-get, as `get` reads them one by one."""
+        partition = self._changelog.partition
+        if partition is None or self._changelog.pending or not self._raw:
+            return [self.get(key) for key in keys]
+        return self._table.data._db_for_partition(partition).get([key.encode("utf-8") for key in keys])
+
     def get_stored(self, key: str) -> bytes | None:
         """The row as the store has it, without the rows of the message being applied."""
         store = self._table.data

@@ -53,6 +53,10 @@ _NO_CHANGES: dict[str, int] = {}  # a duplicate's counts: none (read only)
 class KeyValueStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The rows of these keys, in order (None: no row): one store call for a batch."""
+        ...
+
     def set(self, key: str, value: bytes) -> None: ...
 
 
@@ -253,30 +257,40 @@ class StateApplier:
         dirty_counters: set[str] = set()
         dirty_procedures: set[str] = set()
 
-        for item in batch:
+        # The event-index and dossier rows of the whole batch, read in one call per table (the
+        # stores do not change before the writes at the end; the dicts above have the newer rows).
+        batch = list(batch)
+        row_keys = [None if item.event.type == "heartbeat" else
+                    (row_key(item.event.agency_code, item.event.event_id),
+                     row_key(item.event.agency_code, item.event.dossier_id)) for item in batch]
+        index_keys = [keys[0] for keys in row_keys if keys is not None]
+        dossier_keys = list(dict.fromkeys(keys[1] for keys in row_keys if keys is not None))
+        stored_index = dict(zip(index_keys, self._stores.event_index.get_many(index_keys)))
+        stored_dossiers = dict(zip(dossier_keys, self._stores.dossiers.get_many(dossier_keys)))
+
+        for item, keys in zip(batch, row_keys):
             event = item.event
             agency = event.agency_code
             self._note_agency_activity(agency_rows, event)
-            if event.type == "heartbeat":
-                # Heartbeats change no count; taking the max time is idempotent, so a
+            if keys is None:
+                # A heartbeat changes no count; taking the max time is idempotent, so a
                 # duplicate or replayed heartbeat needs no bookkeeping.
                 outcome.results[(event.type, "applied")] += 1
                 continue
 
-            index_key = row_key(agency, event.event_id)
+            index_key, dossier_key = keys
             position = orjson.dumps([item.source_partition, item.offset])
             first_position = index_rows.get(index_key)
             if first_position is None:
-                first_position = self._stores.event_index.get(index_key)
+                first_position = stored_index[index_key]
             if first_position is not None and first_position != position:
                 outcome.results[(event.type, "duplicate")] += 1
                 self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
                 continue
 
-            dossier_key = row_key(agency, event.dossier_id)
             dossier = dossier_rows.get(dossier_key)
             if dossier is None:
-                dossier = dossier_rows[dossier_key] = decode_dossier(self._stores.dossiers.get(dossier_key))
+                dossier = dossier_rows[dossier_key] = decode_dossier(stored_dossiers[dossier_key])
 
             delta = self._delta_for(dossier, item)
             if delta is None:

@@ -18,6 +18,9 @@ class RecordingStore:
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.data.get(key) for key in keys]
+
     def set(self, key: str, value: bytes) -> None:
         self.data[key] = value
         self.writes.append((key, value))

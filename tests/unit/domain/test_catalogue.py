@@ -224,6 +224,9 @@ class DictStore(dict):
     def set(self, key: str, value: bytes) -> None:
         self[key] = value
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
 
 def _stores() -> StateStores:
     return StateStores(DictStore(), DictStore(), DictStore(), DictStore(), DictStore())

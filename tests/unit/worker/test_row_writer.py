@@ -33,6 +33,7 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     assert rows.get("a\x1fd-2") == b"{}"
     assert rows.get("a\x1fd-3") is None
+    assert rows.get_many(["a\x1fd-3", "a\x1fd-1", "a\x1fd-2"]) == [None, b'[[0,5,["e1"]],[0,9,["e2"]]]', b"{}"]
     assert changelog.pending == {(table, 2): {b"a\x1fd-1": b'[[0,5,["e1"]],[0,9,["e2"]]]', b"a\x1fd-2": b"{}"}}
 
     # In the store once the message's rows are flushed (one write batch per table partition),
@@ -43,6 +44,9 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
     changelog.pending.clear()
     assert table.get(b"a\x1fd-1") == rows.get("a\x1fd-1")
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
+    # Nothing pending: one multi-get in the message partition's store.
+    assert rows.get_many(["a\x1fd-1", "a\x1fd-3", "a\x1fd-2"]) == [b'[[0,5,["e1"]],[0,9,["e2"]]]', None, b"{}"]
+    assert rows.get_many([]) == []
     changelog.partition = None
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     assert rows.get("a\x1fd-9") is None

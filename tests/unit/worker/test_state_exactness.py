@@ -118,6 +118,9 @@ class LocalAndChangelog:
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.data.get(key) for key in keys]
+
     def set(self, key: str, value: bytes) -> None:
         self.data[key] = value
         self.unsent[key] = value
