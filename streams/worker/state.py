@@ -40,7 +40,7 @@ from streams.domain.dossier import (
     counts_delta,
     is_count_neutral,
     periods_at,
-    row_day_counts_of_applied,
+    row_day_counts_one_pass,
 )
 from streams.domain.events import DossierEvent
 from streams.domain.finality import kind_increments, period_end_us
@@ -176,7 +176,7 @@ class DossierRow:
 
     def contribution(self) -> DayCounts:
         if self.contribution_by_day is None:
-            self.contribution_by_day = row_day_counts_of_applied(self.events())
+            self.contribution_by_day = row_day_counts_one_pass(self.events())
         return self.contribution_by_day
 
     def append(self, item: SourcedEvent) -> None:
@@ -336,15 +336,15 @@ class StateApplier:
             # A replay of an event the dossier row already holds: its deltas are those of
             # the prefix ending at it. Counter rows that already folded it in skip them.
             events = dossier.events()
-            before = row_day_counts_of_applied(events[:position])
-            after = row_day_counts_of_applied(events[: position + 1])
+            before = row_day_counts_one_pass(events[:position])
+            after = row_day_counts_one_pass(events[: position + 1])
             return counts_delta(before, after)
         if is_count_neutral(item.event):
             dossier.append(item)  # the contribution stays that of the events before it
             return {}
         before = dossier.contribution()
         dossier.append(item)
-        after = dossier.contribution_by_day = row_day_counts_of_applied(dossier.views)  # type: ignore[arg-type]
+        after = dossier.contribution_by_day = row_day_counts_one_pass(dossier.views)  # type: ignore[arg-type]
         return counts_delta(before, after)
 
     def _fold_delta(

@@ -16,6 +16,7 @@ from streams.domain.dossier import (
     is_procedure_field,
     live_events,
     row_day_counts_of_applied,
+    row_day_counts_one_pass,
     unique_events,
 )
 from streams.domain.events import DossierEvent
@@ -247,3 +248,17 @@ def test_count_neutral_events_are_the_ones_no_rule_reads() -> None:
     assert not is_count_neutral(DossierEvent(**base, type="supplement_requested", supersedes="x"))
     assert not any(is_count_neutral(DossierEvent(**base, type=t)) for t in (
         "submitted", "received", "fee_paid", "supplement_received", "result_returned", "rejected", "withdrawn", "voided"))
+
+
+@settings(max_examples=1000)
+@given(history=dossier_history(), data=st.data())
+def test_the_one_pass_row_counts_equal_the_reference_rules(history: list[DossierEvent], data: st.DataObject) -> None:
+    if data.draw(st.booleans()):  # voids, and events of the same instant (the tie rules)
+        history = [*history, data.draw(dossier_event("v", kind="voided"))]
+    if data.draw(st.booleans()):
+        at = history[0].occurred_at_us
+        history = [DossierEvent(**{**_fields(e), "occurred_at_us": at}) for e in history]
+    applied = data.draw(st.permutations(history))
+    assert row_day_counts_one_pass(applied) == row_day_counts_of_applied(applied)
+    for cut in range(len(applied)):  # every prefix, as the state stage classifies them
+        assert row_day_counts_one_pass(applied[:cut]) == row_day_counts_of_applied(applied[:cut])
