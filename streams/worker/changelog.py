@@ -130,28 +130,29 @@ class RowWriter:
         # One store read with the table's serializers. `Table.get` asks the store's
         # `__contains__` first (a second RocksDB read on a hit) and goes through Faust's mapping
         # layers and sensors: 10 % of a loaded worker's CPU, about half of it saved here (py-spy).
-        # The rows of a batch message are those of its partition (all of an agency's rows are
-        # written while its state partition's messages are applied), so they are read from that
-        # partition's RocksDB alone, as Faust's `_get` does for the current event's partition,
-        # without its context lookup and the key-to-partition cache it fills on every hit.
         store = self._table.data
         raw_key = key.encode("utf-8")
         stored_key = raw_key if self._raw else store._encode_key(raw_key)
         partition = self._changelog.partition
-        if partition is None:
+        # No row pending at all (the state stage reads before it writes): skip the lookup,
+        # which hashes the Faust table in Python.
+        stored_value = (self._changelog.pending_row(self._table, partition, stored_key)
+                        if partition is not None and self._changelog.pending else None)
+        if stored_value is None:
+            # Not the partition's store alone: `partition` stays that of the last message
+            # applied, and readers outside the agent (snapshots, the dossier endpoint) read
+            # rows of every partition; Faust's `_get` takes the current event's partition.
             stored_value = store._get(stored_key)
-        else:
-            # No row pending at all (the state stage reads before it writes): skip the lookup,
-            # which hashes the Faust table in Python.
-            stored_value = self._changelog.pending_row(self._table, partition, stored_key) if self._changelog.pending else None
-            if stored_value is None:
-                stored_value = store._db_for_partition(partition).get(stored_key)
         if stored_value is None or self._raw:
             return stored_value
         return store._decode_value(stored_value)
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
-        """The rows of these keys in one RocksDB multi-get, as `get` reads them one by one."""
+        """The rows of these keys in one RocksDB multi-get, as `get` reads them one by one.
+
+        Only for the rows of the batch message being applied, in the same synchronous step
+        (the StateApplier): they are read from that message's partition's store alone, where
+        all of its agencies' rows are (as Faust's `_get` reads the current event's partition)."""
         partition = self._changelog.partition
         if partition is None or self._changelog.pending or not self._raw:
             return [self.get(key) for key in keys]

@@ -47,6 +47,10 @@ def test_rows_written_in_a_message_read_back_and_reach_the_changelog(table: faus
     # Nothing pending: one multi-get in the message partition's store.
     assert rows.get_many(["a\x1fd-1", "a\x1fd-3", "a\x1fd-2"]) == [b'[[0,5,["e1"]],[0,9,["e2"]]]', None, b"{}"]
     assert rows.get_many([]) == []
+    # A reader outside the agent (snapshots, the dossier endpoint) while the partition is still
+    # that of the last message applied, here another one: the row of partition 2 is found.
+    changelog.partition = 0
+    assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     changelog.partition = None
     assert rows.get("a\x1fd-1") == b'[[0,5,["e1"]],[0,9,["e2"]]]'
     assert rows.get("a\x1fd-9") is None
