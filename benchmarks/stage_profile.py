@@ -26,7 +26,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("periodic: tick, rest", ("_tick (streams/worker/app.py", "run_snapshots (streams/worker/app.py")),
     ("state: store reads", ("RowWriter.get ", "get_stored ", "(streams/worker/changelog.py:1", "_get (faust/stores/rocksdb")),
     ("state: changelog flush (RocksDB write batch, sends)", ("flush (streams/worker/changelog.py", "_write_stores", "_send (streams/worker/changelog.py")),
-    ("state: classification", ("row_day_counts_of_applied", "counts_of_applied", "classify")),
+    ("state: classification", ("row_day_counts_one_pass", "row_day_counts_of_applied", "counts_of_applied", "classify")),
     ("state: row encode/decode", ("decode_dossier", "encode_dossier", "CounterRow.decode", "encode (streams/worker/state.py",
                                   "decode (streams/worker/state.py")),
     ("state: rest of apply_batch", ("apply_batch",)),
