@@ -149,6 +149,13 @@ class RankingPublisher:
                                         args=[MAX_DIRTY_PER_TICK])
             dirty = {as_text(p) for p in claimed}
             statuses = await read_statuses(self._client, self.keys)
+            if not statuses or (self._statuses is not None and len(statuses) < len(self._statuses)):
+                # The agencies hash is empty or smaller than it was: Redis came back empty and
+                # the workers have not all written their agencies again. A period rebuilt now
+                # would keep status lists of missing agencies until it changes again, so the
+                # claimed periods wait in `rankings:rebuilding` for a later round.
+                self.outage.answered()
+                return []
             # A count change marks its period dirty (current periods included), so the current
             # periods need a rebuild of their own only for their status lists: when a status
             # changed, and now and then for a new day. Rebuilding them on every tick cost the

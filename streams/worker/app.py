@@ -343,7 +343,11 @@ def build_worker(settings: Settings, registry: Registry | None = None, metrics_r
             try:
                 rebuild = CpuTimed(worker.rankings.publish(current_periods(now).values(), today_local(now)))
                 await rebuild
-                delay = periodic_delay(settings.snapshot_interval_s, rebuild.cpu_s)
+                # Stretched only while events wait, as the snapshot tick: a leader that is not
+                # behind rebuilds at full rate, so that a Redis that came back empty has its
+                # rankings and lists back within a minute (issue 18 item 3).
+                if _behind(worker):
+                    delay = periodic_delay(settings.snapshot_interval_s, rebuild.cpu_s)
                 if time.monotonic() >= bulletins_due:
                     bulletins_due = time.monotonic() + BULLETIN_REFRESH_S
                     worker.metrics.bulletins.update(await bulletins.refresh())
