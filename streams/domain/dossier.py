@@ -158,6 +158,22 @@ def is_in_person_step(event: DossierEvent, resolution: DossierEvent | None) -> b
             and event.delivery == "in_person")
 
 
+def _channel(received: list[DossierEvent], submitted: list[DossierEvent]) -> tuple[DossierEvent | None, str]:
+    """The live event the channel is taken from (the latest received, else the latest submitted
+    that names one) and the channel, "unknown" without one."""
+    source = _latest(received) or _latest([e for e in submitted if e.channel is not None])
+    return source, source.channel if source is not None and source.channel else "unknown"
+
+
+def _resolution(by_type: Mapping[str, list[DossierEvent]]) -> tuple[DossierEvent | None, str | None]:
+    """The resolution event (the earliest result returned, else the earliest rejection) and its outcome."""
+    resolution = _earliest(by_type.get("result_returned", []))
+    if resolution is not None:
+        return resolution, "completed"
+    resolution = _earliest(by_type.get("rejected", []))
+    return resolution, "rejected" if resolution is not None else None
+
+
 def classify(live: list[DossierEvent]) -> Classification:
     by_type: dict[str, list[DossierEvent]] = {}
     for event in live:
@@ -165,14 +181,8 @@ def classify(live: list[DossierEvent]) -> Classification:
 
     received = by_type.get("received", [])
     submitted = by_type.get("submitted", [])
-    channel_source = _latest(received) or _latest([e for e in submitted if e.channel is not None])
-    channel = channel_source.channel if channel_source is not None and channel_source.channel else "unknown"
-
-    resolution = _earliest(by_type.get("result_returned", []))
-    outcome = "completed" if resolution is not None else None
-    if resolution is None:
-        resolution = _earliest(by_type.get("rejected", []))
-        outcome = "rejected" if resolution is not None else None
+    channel_source, channel = _channel(received, submitted)
+    resolution, outcome = _resolution(by_type)
 
     in_person_step = any(
         is_in_person_step(e, resolution)
@@ -386,14 +396,8 @@ def row_day_counts_one_pass(applied: list[DossierEvent]) -> DayCounts:
 
     received = by_type.get("received", [])
     submitted = by_type.get("submitted", [])
-    channel_source = _latest(received) or _latest([e for e in submitted if e.channel is not None])
-    channel = channel_source.channel if channel_source is not None and channel_source.channel else "unknown"
-
-    resolution = _earliest(by_type.get("result_returned", []))
-    outcome = "completed" if resolution is not None else None
-    if resolution is None:
-        resolution = _earliest(by_type.get("rejected", []))
-        outcome = "rejected" if resolution is not None else None
+    channel_source, channel = _channel(received, submitted)
+    resolution, outcome = _resolution(by_type)
 
     first_received = _earliest(received) or _earliest(submitted)
     if first_received is not None:
