@@ -70,6 +70,11 @@ def _periods_of_local_day_number(day_number: int) -> tuple[str, str, str, str]:
     return periods_of_day(date.fromordinal(_EPOCH_ORDINAL + day_number))
 
 
+def periods_of_day_number(day_number: int) -> tuple[str, str, str, str]:
+    """Day, month, quarter and year periods of a local day number (`local_day_number`)."""
+    return _periods_of_local_day_number(day_number)
+
+
 def local_day_number(epoch_us: int) -> int:
     """The Asia/Ho_Chi_Minh calendar day of an instant, as days since 1970-01-01."""
     if epoch_us >= FIXED_OFFSET_SINCE_US:

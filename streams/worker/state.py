@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import orjson
@@ -39,7 +40,10 @@ from streams.domain.dossier import (
     counts_by_period,
     counts_delta,
     is_count_neutral,
+    is_procedure_field,
+    local_day_number,
     periods_at,
+    periods_of_day_number,
     row_day_counts_one_pass,
 )
 from streams.domain.events import DossierEvent
@@ -235,6 +239,229 @@ def encode_dossier(row: DossierRow) -> bytes:
     ])
 
 
+# The event counts of a duplicate (kind_increments), and the kinds of the applied events by
+# (type, whether it corrects an event): one tuple per combination instead of one per event.
+_DUPLICATE_KINDS = kind_increments(duplicate=True, event_type="", supersedes=None)
+
+
+@lru_cache(maxsize=256)
+def _applied_kinds(event_type: str, corrects: bool) -> tuple[str, ...]:
+    return kind_increments(duplicate=False, event_type=event_type, supersedes="corrected" if corrects else None)
+
+
+class BatchFold:
+    """What the events of one batch message from one source partition change in one agency's
+    counter and procedure rows, gathered per local day, to be folded into each row at once.
+
+    An event whose count changes all fall on one local day (most of them) reaches the four
+    periods of that day; its changes are added to the day's sums and its event counts to the
+    day's marks, without spreading it over its periods. An event whose changes span days
+    (a correction that moves a date, a payment that changes a resolved dossier's mode) is
+    spread at once, exactly, since its changes can cancel out in a common period (then it does
+    not reach that period's row). A duplicate reaches the periods of its own `occurred_at`.
+    The events themselves are kept too, for a row that a replay finds part-way (`_fold_counts`).
+    """
+
+    __slots__ = ("source_partition", "partition_key", "first_offset", "records", "sums", "counter_days",
+                 "counter_periods", "procedure_days", "procedure_periods", "_spread", "_counter_marks",
+                 "_procedure_marks", "_by_period")
+
+    def __init__(self, source_partition: int) -> None:
+        self.source_partition = source_partition
+        self.partition_key = str(source_partition)  # CounterRow.offsets' key
+        self.first_offset = -1
+        # (offset, its count changes by day or None for a duplicate, the event), in offset order.
+        self.records: list[tuple[int, DayCounts | None, DossierEvent]] = []
+        self.sums: DayCounts = {}  # the count changes of all of them, by day
+        # Local day (or period) -> [offset of the last event reaching it, {event count: n},
+        # applied events among them (for events_after_close)]: counter rows.
+        self.counter_days: dict[int, list] = {}
+        self.counter_periods: dict[str, list] = {}
+        # Local day (or period) -> offset of the last event reaching it: procedure rows.
+        self.procedure_days: dict[int, int] = {}
+        self.procedure_periods: dict[str, int] = {}
+        self._spread: tuple[PeriodCounts, PeriodCounts] | None = None
+        self._counter_marks: dict[str, list] | None = None
+        self._procedure_marks: dict[str, int] | None = None
+        self._by_period: dict[int, tuple[PeriodCounts, PeriodCounts]] = {}
+
+    def add_duplicate(self, item: SourcedEvent) -> None:
+        offset = item.offset
+        if not self.records:
+            self.first_offset = offset
+        self.records.append((offset, None, item.event))
+        _mark(self.counter_days, local_day_number(item.event.occurred_at_us), offset, _DUPLICATE_KINDS, 0)
+
+    def add_applied(self, item: SourcedEvent, delta: DayCounts) -> None:
+        """An applied event and its count changes by day (not empty)."""
+        offset = item.offset
+        if not self.records:
+            self.first_offset = offset
+        event = item.event
+        self.records.append((offset, delta, event))
+        sums = self.sums
+        day = None
+        one_day = True
+        changes_counts = changes_procedures = False
+        for key, amount in delta.items():
+            sums[key] = sums.get(key, 0) + amount
+            if day is None:
+                day = key[0]
+            elif key[0] != day:
+                one_day = False
+            if is_procedure_field(key[1]):
+                changes_procedures = True
+            else:
+                changes_counts = True
+        kinds = _applied_kinds(event.type, bool(event.supersedes))
+        if one_day:
+            if changes_counts:
+                _mark(self.counter_days, day, offset, kinds, 1)
+            if changes_procedures:
+                self.procedure_days[day] = offset  # type: ignore[index]
+        else:
+            counts, procedures = self.by_period(offset, delta)
+            for period in counts:
+                _mark(self.counter_periods, period, offset, kinds, 1)
+            for period in procedures:
+                self.procedure_periods[period] = offset
+
+    def by_period(self, offset: int, delta: DayCounts) -> tuple[PeriodCounts, PeriodCounts]:
+        """One event's count changes by period (`counts_by_period`), computed once."""
+        spread = self._by_period.get(offset)
+        if spread is None:
+            spread = self._by_period[offset] = counts_by_period(delta)
+        return spread
+
+    def spread(self) -> tuple[PeriodCounts, PeriodCounts]:
+        """The count changes of all the events, by period: counts and per-procedure counts."""
+        if self._spread is None:
+            self._spread = counts_by_period(self.sums)
+        return self._spread
+
+    def counter_marks(self) -> dict[str, list]:
+        """Period -> [offset of the last event reaching its counter row, {event count: n}, applied events]."""
+        if self._counter_marks is None:
+            marks: dict[str, list] = {}
+            for day, (last, kinds, applied) in self.counter_days.items():
+                for period in periods_of_day_number(day):
+                    _merge_mark(marks, period, last, kinds, applied)
+            for period, (last, kinds, applied) in self.counter_periods.items():
+                _merge_mark(marks, period, last, kinds, applied)
+            self._counter_marks = marks
+        return self._counter_marks
+
+    def procedure_marks(self) -> dict[str, int]:
+        """Period -> offset of the last event reaching its procedure row."""
+        if self._procedure_marks is None:
+            marks: dict[str, int] = dict(self.procedure_periods)
+            for day, last in self.procedure_days.items():
+                for period in periods_of_day_number(day):
+                    if marks.get(period, -1) < last:
+                        marks[period] = last
+            self._procedure_marks = marks
+        return self._procedure_marks
+
+
+def _mark(marks: dict, where: int | str, offset: int, kinds: tuple[str, ...], applied: int) -> None:
+    mark = marks.get(where)
+    if mark is None:
+        marks[where] = [offset, dict.fromkeys(kinds, 1), applied]
+        return
+    mark[0] = offset  # events come in offset order
+    counted = mark[1]
+    for name in kinds:
+        counted[name] = counted.get(name, 0) + 1
+    mark[2] += applied
+
+
+def _merge_mark(marks: dict[str, list], period: str, last: int, kinds: dict[str, int], applied: int) -> None:
+    mark = marks.get(period)
+    if mark is None:
+        marks[period] = [last, dict(kinds), applied]
+        return
+    if mark[0] < last:
+        mark[0] = last
+    counted = mark[1]
+    for name, n in kinds.items():
+        counted[name] = counted.get(name, 0) + n
+    mark[2] += applied
+
+
+def _add_event_counts(row: CounterRow, kinds: Iterable[tuple[str, int]], applied: int, period: str,
+                      applied_at_us: int) -> None:
+    events = row.events
+    for name, n in kinds:
+        events[name] = events.get(name, 0) + n
+    if applied and applied_at_us >= period_end_us(period):  # the rule of finality.event_increments
+        events["events_after_close"] = events.get("events_after_close", 0) + applied
+
+
+def _fold_counts(row: CounterRow, fold: BatchFold, period: str, applied_at_us: int) -> None:
+    """Fold the events of `fold` that reach `period` into its counter row, by the offset rule."""
+    offsets = row.offsets
+    partition_key = fold.partition_key
+    stored = offsets.get(partition_key, -1)
+    last, kinds, applied = fold.counter_marks()[period]
+    if stored >= last:
+        return  # already folded in before a crash
+    counts = row.counts
+    if stored < fold.first_offset:  # every event of the batch is new to the row
+        for name, amount in fold.spread()[0].get(period, _NO_CHANGES).items():
+            counts[name] = counts.get(name, 0) + amount
+        _add_event_counts(row, kinds.items(), applied, period, applied_at_us)
+        offsets[partition_key] = last
+        return
+    # A replay found the row part-way through the batch: the events after it, one by one.
+    for offset, delta, event in fold.records:
+        if offset <= stored:
+            continue
+        if delta is None:
+            if period not in periods_at(event.occurred_at_us):
+                continue
+            _add_event_counts(row, ((name, 1) for name in _DUPLICATE_KINDS), 0, period, applied_at_us)
+        else:
+            changes = fold.by_period(offset, delta)[0].get(period)
+            if not changes:
+                continue
+            for name, amount in changes.items():
+                counts[name] = counts.get(name, 0) + amount
+            kinds_of_event = _applied_kinds(event.type, bool(event.supersedes))
+            _add_event_counts(row, ((name, 1) for name in kinds_of_event), 1, period, applied_at_us)
+        offsets[partition_key] = offset
+
+
+def _fold_procedure_counts(row: CounterRow, fold: BatchFold, period: str, applied_at_us: int) -> None:
+    """Fold per-procedure changes into a procedure row by the same rule as `_fold_counts`; a
+    procedure whose count falls to 0 leaves the row."""
+    offsets = row.offsets
+    partition_key = fold.partition_key
+    stored = offsets.get(partition_key, -1)
+    last = fold.procedure_marks()[period]
+    if stored >= last:
+        return
+    if stored < fold.first_offset:
+        _add_procedures(row.counts, fold.spread()[1].get(period, _NO_CHANGES))
+        offsets[partition_key] = last
+        return
+    for offset, delta, _ in fold.records:
+        if offset <= stored or delta is None:
+            continue
+        changes = fold.by_period(offset, delta)[1].get(period)
+        if changes:
+            _add_procedures(row.counts, changes)
+            offsets[partition_key] = offset
+
+
+def _add_procedures(counts: dict[str, int], changes: dict[str, int]) -> None:
+    for name, amount in changes.items():
+        total = counts.get(name, 0) + amount
+        if total:
+            counts[name] = total
+        else:  # no dossier left: the procedure leaves the set
+            counts.pop(name, None)
+
+
 class StateApplier:
     """Applies batches of sourced events to the stores; one instance per worker."""
 
@@ -250,12 +477,17 @@ class StateApplier:
         # end is safe: each row's stored offsets say exactly which events it contains.
         index_rows: dict[str, bytes] = {}
         dossier_rows: dict[str, DossierRow] = {}
-        counter_rows: dict[str, CounterRow] = {}
-        procedure_rows: dict[str, CounterRow] = {}
         agency_rows: dict[str, AgencyRow] = {}
         dirty_dossiers: set[str] = set()
-        dirty_counters: set[str] = set()
-        dirty_procedures: set[str] = set()
+        # What the batch's events change in each agency's counter and procedure rows, gathered
+        # per local day and folded into the rows once, at the end (`_fold_batch`).
+        folds: dict[tuple[str, int], BatchFold] = {}
+
+        def folds_of(agency: str, source_partition: int) -> BatchFold:
+            fold = folds.get((agency, source_partition))
+            if fold is None:
+                fold = folds[(agency, source_partition)] = BatchFold(source_partition)
+            return fold
 
         # The event-index and dossier rows of the whole batch, read in one call per table (the
         # stores do not change before the writes at the end; the dicts above have the newer rows).
@@ -285,7 +517,7 @@ class StateApplier:
                 first_position = stored_index[index_key]
             if first_position is not None and first_position != position:
                 outcome.results[(event.type, "duplicate")] += 1
-                self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
+                folds_of(agency, item.source_partition).add_duplicate(item)
                 continue
 
             dossier = dossier_rows.get(dossier_key)
@@ -295,28 +527,22 @@ class StateApplier:
             delta = self._delta_for(dossier, item)
             if delta is None:
                 outcome.results[(event.type, "duplicate")] += 1
-                self._fold_delta(counter_rows, dirty_counters, agency, item, {}, applied_at_us, duplicate=True)
+                folds_of(agency, item.source_partition).add_duplicate(item)
                 continue
             # Written again on a replay too: a crash may have kept the row in the local store
             # but not in the changelog, which is what a new owner of the partition restores.
             index_rows[index_key] = position
             dirty_dossiers.add(dossier_key)
             outcome.results[(event.type, "applied")] += 1
-            counts, procedures = counts_by_period(delta)
-            self._fold_delta(counter_rows, dirty_counters, agency, item, counts, applied_at_us, duplicate=False)
-            if procedures:
-                self._fold_procedures(procedure_rows, dirty_procedures, agency, item, procedures)
+            if delta:  # an applied event that changes no count touches no row
+                folds_of(agency, item.source_partition).add_applied(item, delta)
 
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
         for key in dirty_dossiers:
             self._stores.dossiers.set(key, encode_dossier(dossier_rows[key]))
-        for key in dirty_counters:
-            self._stores.counters.set(key, counter_rows[key].encode())
-            outcome.dirty_counters.add(split_counter_key(key))
-        for key in dirty_procedures:
-            self._stores.procedures.set(key, procedure_rows[key].encode())
-            outcome.dirty_counters.add(split_counter_key(key))
+        if folds:
+            self._fold_batch(folds, applied_at_us, outcome)
         for agency, row in agency_rows.items():
             self._stores.agencies.set(agency, row.encode())
         return outcome
@@ -347,78 +573,34 @@ class StateApplier:
         after = dossier.contribution_by_day = row_day_counts_one_pass(dossier.views)  # type: ignore[arg-type]
         return counts_delta(before, after)
 
-    def _fold_delta(
-        self,
-        counter_rows: dict[str, CounterRow],
-        dirty_counters: set[str],
-        agency: str,
-        item: SourcedEvent,
-        delta: PeriodCounts,
-        applied_at_us: int,
-        *,
-        duplicate: bool,
-    ) -> None:
-        """Fold the event's count deltas and its event counts into the rows of the periods its
-        deltas change (a duplicate: the periods of its own `occurred_at`), each row at most once.
-        An applied event that changes no count touches no row, as before: no extra writes."""
-        partition_key = str(item.source_partition)
-        offset = item.offset
-        event = item.event
-        kinds = kind_increments(duplicate=duplicate, event_type=event.type, supersedes=event.supersedes)
-        by_period = dict.fromkeys(periods_at(event.occurred_at_us), _NO_CHANGES) if duplicate else delta
-        prefix = agency + SEP  # counter_key
-        for period, changes in by_period.items():
-            key = prefix + period
-            row = counter_rows.get(key)
-            if row is None:
-                row = CounterRow.decode(self._stores.counters.get(key))
-                counter_rows[key] = row
-            dirty_counters.add(key)
-            offsets = row.offsets
-            if offsets.get(partition_key, -1) >= offset:
-                # Already folded in before a crash: unchanged, but written again so that the
-                # changelog has it even if the crash came before the changelog did.
-                continue
-            counts = row.counts
-            for count_field, amount in changes.items():
-                counts[count_field] = counts.get(count_field, 0) + amount
-            events = row.events
-            for name in kinds:
-                events[name] = events.get(name, 0) + 1
-            if not duplicate and applied_at_us >= period_end_us(period):  # the rule of finality.event_increments
-                events["events_after_close"] = events.get("events_after_close", 0) + 1
-            offsets[partition_key] = offset
+    def _fold_batch(self, folds: dict[tuple[str, int], BatchFold], applied_at_us: int, outcome: BatchOutcome) -> None:
+        """Fold what the batch changes into the counter and procedure rows, each row read once
+        (one multi-get per table) and written once.
 
-    def _fold_procedures(
-        self,
-        procedure_rows: dict[str, CounterRow],
-        dirty_procedures: set[str],
-        agency: str,
-        item: SourcedEvent,
-        delta: PeriodCounts,
-    ) -> None:
-        """Fold per-procedure deltas into the procedure rows of their periods, by the same
-        highest-offset rule as the counter rows; a procedure whose count falls to 0 leaves."""
-        partition_key = str(item.source_partition)
-        offset = item.offset
-        prefix = agency + SEP  # counter_key
-        for period, changes in delta.items():
-            key = prefix + period
-            row = procedure_rows.get(key)
-            if row is None:
-                row = procedure_rows[key] = CounterRow.decode(self._stores.procedures.get(key))
-            dirty_procedures.add(key)  # written again on a replay too, as the counter rows
-            offsets = row.offsets
-            if offsets.get(partition_key, -1) >= offset:
-                continue
-            counts = row.counts
-            for name, amount in changes.items():
-                total = counts.get(name, 0) + amount
-                if total:
-                    counts[name] = total
-                else:  # no dossier left: the procedure leaves the set
-                    del counts[name]
-            offsets[partition_key] = offset
+        The rule is that of one event at a time: a row takes the events that reach it whose
+        source offset is above the row's offset for their source partition, and its offset
+        becomes that of the last one. A row whose offset is below every event of the batch from
+        that partition (no replay) takes them all: their sums, spread over the periods once.
+        A row that a replay finds at or past the batch's first offset takes them one by one."""
+        counter_keys: dict[str, list[tuple[BatchFold, str]]] = {}
+        procedure_keys: dict[str, list[tuple[BatchFold, str]]] = {}
+        for (agency, _), fold in folds.items():
+            prefix = agency + SEP  # counter_key
+            for period in fold.counter_marks():
+                counter_keys.setdefault(prefix + period, []).append((fold, period))
+            for period in fold.procedure_marks():
+                procedure_keys.setdefault(prefix + period, []).append((fold, period))
+        for store, keys, fold_into in ((self._stores.counters, counter_keys, _fold_counts),
+                                       (self._stores.procedures, procedure_keys, _fold_procedure_counts)):
+            key_list = list(keys)
+            for key, raw in zip(key_list, store.get_many(key_list)):
+                row = CounterRow.decode(raw)
+                for fold, period in keys[key]:
+                    fold_into(row, fold, period, applied_at_us)
+                # Written even when the row had every event already (a replay): a crash may
+                # have kept it in the local store but not in the changelog.
+                store.set(key, row.encode())
+                outcome.dirty_counters.add(split_counter_key(key))
 
     def _note_agency_activity(self, agency_rows: dict[str, AgencyRow], event: DossierEvent) -> None:
         row = agency_rows.get(event.agency_code)
