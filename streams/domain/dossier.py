@@ -404,23 +404,24 @@ def row_day_counts_one_pass(applied: list[DossierEvent]) -> DayCounts:
     channel_source, channel = _channel(received, submitted)
     resolution, outcome = _resolution(by_type)
 
+    # Every field below is booked once, but the payments (one per fee paid): direct writes.
     first_received = _earliest(received) or _earliest(submitted)
     if first_received is not None:
         received_day = local_day_number(first_received.occurred_at_us)
-        _book(counts, received_day, "received")
-        _book(counts, received_day, f"received_{channel}")
+        counts[(received_day, "received")] = 1
+        counts[(received_day, "received_" + channel)] = 1
         if channel == "online":
             portal_source = _latest([e for e in received if e.portal is not None]) or _latest(
                 [e for e in submitted if e.portal is not None])
             if portal_source is not None and portal_source.portal == "national":
-                _book(counts, received_day, "received_national_portal")
+                counts[(received_day, "received_national_portal")] = 1
         if received and first_received.digitized:  # first_received is the earliest received then
-            _book(counts, received_day, "digitized")
+            counts[(received_day, "digitized")] = 1
         code = first_received.procedure_code
         if code is not None:
-            _book(counts, received_day, PROCEDURE_RECEIVED_PREFIX + code)
+            counts[(received_day, PROCEDURE_RECEIVED_PREFIX + code)] = 1
             if channel == "online":
-                _book(counts, received_day, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)
+                counts[(received_day, PROCEDURE_RECEIVED_ONLINE_PREFIX + code)] = 1
 
     if resolution is not None:
         if channel == "unknown":
@@ -434,18 +435,18 @@ def row_day_counts_one_pass(applied: list[DossierEvent]) -> DayCounts:
             mode = "full_online"
         at = resolution.occurred_at_us
         resolved_day = local_day_number(at)
-        _book(counts, resolved_day, "resolved")
-        _book(counts, resolved_day, mode)
-        _book(counts, resolved_day, outcome)  # type: ignore[arg-type]
+        counts[(resolved_day, "resolved")] = 1
+        counts[(resolved_day, mode)] = 1
+        counts[(resolved_day, outcome)] = 1  # type: ignore[index]
         latest_received = _latest(received)
         if latest_received is not None and latest_received.due_at_us is not None:
-            _book(counts, resolved_day, "on_time" if at <= latest_received.due_at_us else "late")
+            counts[(resolved_day, "on_time" if at <= latest_received.due_at_us else "late")] = 1
         if outcome == "completed" and any(e.electronic for e in by_type.get("result_issued", ())):
-            _book(counts, resolved_day, "electronic_results")
+            counts[(resolved_day, "electronic_results")] = 1
     else:
         withdrawn = _earliest(by_type.get("withdrawn", []))
         if withdrawn is not None:
-            _book(counts, local_day_number(withdrawn.occurred_at_us), "withdrawn")
+            counts[(local_day_number(withdrawn.occurred_at_us), "withdrawn")] = 1
 
     for payment in by_type.get("fee_paid", ()):
         amount = payment.amount_vnd or 0

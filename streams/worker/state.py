@@ -537,12 +537,12 @@ class StateApplier:
             if delta:  # an applied event that changes no count touches no row
                 folds_of(agency, item.source_partition).add_applied(item, delta)
 
+        if folds:  # first: its rows are read in one multi-get while no row of the batch is written yet
+            self._fold_batch(folds, applied_at_us, outcome)
         for key, value in index_rows.items():
             self._stores.event_index.set(key, value)
         for key in dirty_dossiers:
             self._stores.dossiers.set(key, encode_dossier(dossier_rows[key]))
-        if folds:
-            self._fold_batch(folds, applied_at_us, outcome)
         for agency, row in agency_rows.items():
             self._stores.agencies.set(agency, row.encode())
         return outcome
@@ -590,10 +590,11 @@ class StateApplier:
                 counter_keys.setdefault(prefix + period, []).append((fold, period))
             for period in fold.procedure_marks():
                 procedure_keys.setdefault(prefix + period, []).append((fold, period))
-        for store, keys, fold_into in ((self._stores.counters, counter_keys, _fold_counts),
-                                       (self._stores.procedures, procedure_keys, _fold_procedure_counts)):
-            key_list = list(keys)
-            for key, raw in zip(key_list, store.get_many(key_list)):
+        tables = [(store, keys, fold_into, store.get_many(list(keys))) for store, keys, fold_into in (
+            (self._stores.counters, counter_keys, _fold_counts),
+            (self._stores.procedures, procedure_keys, _fold_procedure_counts))]
+        for store, keys, fold_into, stored in tables:
+            for key, raw in zip(keys, stored):
                 row = CounterRow.decode(raw)
                 for fold, period in keys[key]:
                     fold_into(row, fold, period, applied_at_us)
